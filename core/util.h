@@ -1,0 +1,28 @@
+/* util.h: allocation wrappers that die on out-of-memory, and bounded string helpers. */
+#ifndef CRAB_UTIL_H
+#define CRAB_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CRAB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Copies at most dstsize-1 bytes and always terminates; returns strlen(src). */
+size_t crab_strlcpy(char *dst, const char *src, size_t dstsize);
+
+/* Lowercase hex of len bytes into out (2*len+1 bytes). */
+void crab_hex(const unsigned char *in, size_t len, char *out);
+
+/* Constant-time comparison of two equal-length buffers: 0 when equal. */
+int crab_ct_memcmp(const void *a, const void *b, size_t len);
+
+/* Parses a decimal integer within [min, max]; 0 on success, -1 otherwise. */
+int crab_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+#endif

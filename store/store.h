@@ -1,0 +1,144 @@
+/* store.h: the gateway's durable store. One interface, two backends with the same schema
+ * and migrations: SQLite (default; WAL, synchronous=FULL) and PostgreSQL (libpq,
+ * synchronous_commit=on). Every query is parameterised; tenant-scoped tables carry
+ * tenant_id and every tenant-scoped query names it.
+ *
+ * Threading: a crab_store is used by one thread at a time (the gateway's store worker,
+ * core/storeq.c). Calls block on disk or on the database server; never call them on an
+ * event loop thread.
+ *
+ * Errors: functions return 0 on success and -1 on failure unless they say otherwise;
+ * on failure crab_store_error() holds one line for the log. Times are integer
+ * milliseconds since the epoch, UTC. Output strings are copied into caller buffers of
+ * the sizes below; ids fit CRAB_STORE_ID_MAX, names and keys fit CRAB_STORE_NAME_MAX. */
+#ifndef CRAB_STORE_H
+#define CRAB_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CRAB_STORE_ID_MAX 64
+#define CRAB_STORE_NAME_MAX 1024
+
+struct crab_store;
+
+struct crab_store_options {
+	const char *driver;      /* "sqlite" or "postgres" */
+	const char *sqlite_path; /* file path, for sqlite */
+	const char *pg_dsn;      /* libpq connection string, for postgres (a secret: never logged) */
+};
+
+/* Opens the backend and runs pending migrations, each in its own transaction.
+ * On failure returns NULL and writes one line into err. */
+struct crab_store *crab_store_open(const struct crab_store_options *opts, char *err,
+    size_t errlen);
+void crab_store_close(struct crab_store *st);
+const char *crab_store_error(struct crab_store *st);
+const char *crab_store_driver(struct crab_store *st);
+int crab_store_schema_version(struct crab_store *st, int *out);
+
+/* Durability settings actually in force, read back from the backend. SQLite:
+ * journal_mode "wal", synchronous "full". PostgreSQL: journal_mode "wal",
+ * synchronous "on" (synchronous_commit) and fsync "on". */
+struct crab_store_durability {
+	char journal_mode[32];
+	char synchronous[32];
+	char fsync[32];
+};
+int crab_store_durability(struct crab_store *st, struct crab_store_durability *out);
+
+/* Transactions. Savepoints nest inside a transaction: one per job of a group commit, so
+ * one failing job rolls back only its own writes. */
+int crab_store_begin(struct crab_store *st);
+int crab_store_commit(struct crab_store *st);
+int crab_store_rollback(struct crab_store *st);
+int crab_store_savepoint(struct crab_store *st);
+int crab_store_savepoint_release(struct crab_store *st);
+int crab_store_savepoint_rollback(struct crab_store *st);
+
+/* Idempotency keys, per tenant, kept at least the retention period. */
+struct crab_store_idem {
+	char event_id[CRAB_STORE_ID_MAX];
+	char session_id[CRAB_STORE_ID_MAX];
+};
+/* 1 when inserted, 0 when the key already existed (then *existing holds the first ids). */
+int crab_store_idem_claim(struct crab_store *st, const char *tenant_id, const char *key,
+    const char *event_id, const char *session_id, int64_t now_ms,
+    struct crab_store_idem *existing);
+/* Deletes keys created before cutoff_ms; *deleted gets the count. */
+int crab_store_idem_prune(struct crab_store *st, int64_t cutoff_ms, int64_t *deleted);
+
+/* The inbox: every accepted event, stored before it is acknowledged. */
+struct crab_store_event {
+	const char *id;
+	const char *tenant_id;
+	const char *agent_id;
+	const char *session_id;
+	const char *type;
+	const char *idempotency_key;
+	const char *producer;      /* "lease:lea_..." or "peer:peer_..." */
+	const char *envelope_json; /* the canonical envelope as stored */
+	int64_t received_at;
+};
+int crab_store_event_insert(struct crab_store *st, const struct crab_store_event *ev);
+
+/* Sessions and the runtime-key bindings that point at each key's current open session. */
+struct crab_store_session {
+	char id[CRAB_STORE_ID_MAX];
+	char tenant_id[CRAB_STORE_NAME_MAX];
+	char agent_id[CRAB_STORE_NAME_MAX];
+	char runtime_key[CRAB_STORE_NAME_MAX];
+	char memory_key[CRAB_STORE_NAME_MAX];
+	char status[16]; /* "open" or "closed" */
+	int64_t created_at;
+	int64_t updated_at;
+};
+int crab_store_session_create(struct crab_store *st, const struct crab_store_session *s);
+/* 1 found, 0 not found (in that tenant), -1 error. */
+int crab_store_session_get(struct crab_store *st, const char *tenant_id, const char *session_id,
+    struct crab_store_session *out);
+
+struct crab_store_binding {
+	const char *tenant_id;
+	const char *runtime_key;
+	const char *agent_id;
+	const char *platform;
+	const char *channel_id;
+	const char *actor_id;
+	const char *isolation_key; /* NULL when the route sets none */
+	const char *session_id;
+	int64_t updated_at;
+};
+/* The current open session of a runtime key: 1 found (id in session_id), 0 none, -1 error. */
+int crab_store_binding_current(struct crab_store *st, const char *tenant_id,
+    const char *runtime_key, char session_id[CRAB_STORE_ID_MAX]);
+/* Inserts or replaces the binding of (tenant_id, runtime_key). */
+int crab_store_binding_set(struct crab_store *st, const struct crab_store_binding *b);
+
+/* Leases: bearer tokens stored only as SHA-256 hex hashes. */
+struct crab_store_lease {
+	char id[CRAB_STORE_ID_MAX];
+	char token_hash[65];
+	char tenant_id[CRAB_STORE_NAME_MAX];
+	char agent_id[CRAB_STORE_NAME_MAX];   /* "" when unset */
+	char session_id[CRAB_STORE_ID_MAX];   /* "" when unset */
+	char scopes[64];                      /* "produce", "subscribe" or "produce,subscribe" */
+	int connection_bound;
+	int64_t created_at;
+	int64_t expires_at;
+};
+int crab_store_lease_insert(struct crab_store *st, const struct crab_store_lease *l);
+/* 1 revoked, 0 no such live lease, -1 error. */
+int crab_store_lease_revoke(struct crab_store *st, const char *lease_id, int64_t now_ms);
+/* Sets the session of a lease created for a new session, at its first event. */
+int crab_store_lease_bind_session(struct crab_store *st, const char *lease_id,
+    const char *session_id);
+/* Calls cb for every lease neither revoked nor expired at now_ms; cb returning
+ * non-zero stops the walk. */
+int crab_store_lease_foreach_live(struct crab_store *st, int64_t now_ms,
+    int (*cb)(const struct crab_store_lease *l, void *arg), void *arg);
+
+/* Row counts for status and tests: table is one of the schema's table names. */
+int crab_store_count(struct crab_store *st, const char *table, int64_t *out);
+
+#endif
