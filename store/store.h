@@ -54,6 +54,7 @@ int crab_store_commit(struct crab_store *st);
 int crab_store_rollback(struct crab_store *st);
 int crab_store_savepoint(struct crab_store *st);
 int crab_store_savepoint_release(struct crab_store *st);
+/* Undoes the savepoint's writes and releases it. */
 int crab_store_savepoint_rollback(struct crab_store *st);
 
 /* Idempotency keys, per tenant, kept at least the retention period. */

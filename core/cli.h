@@ -1,0 +1,23 @@
+/* cli.h: the operator's commands. Control operations go over the admin socket
+ * (admin_client.c); data goes over the gateway's public HTTP ingress. */
+#ifndef CRAB_CLI_H
+#define CRAB_CLI_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* The admin socket to use: the option, else $CRAB_ADMIN_SOCKET, else
+ * crab-data/admin.sock (the quick start's data directory). */
+const char *crab_cli_admin_socket(const char *option);
+
+/* One call on the admin socket. Takes args (may be NULL). On success returns 0 and a new
+ * reference in *result; on failure -1 with one line in err ("code: message" when the
+ * gateway refused). */
+int crab_admin_call(const char *socket_path, const char *op, json_t *args, json_t **result,
+    char *err, size_t errlen);
+
+int crab_cli_admin_main(int argc, char **argv);
+int crab_cli_pair_main(int argc, char **argv);
+int crab_cli_event_main(int argc, char **argv);
+
+#endif

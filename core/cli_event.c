@@ -1,0 +1,228 @@
+/* cli_event.c: `crab event send <text>`: one chat message from the operator's shell. It
+ * gets a short produce lease over the admin socket, posts channel.message.received to the
+ * gateway's POST /v1/events in a new session, prints the ids and revokes the lease. A
+ * message id makes a retried post after a network error idempotent. */
+#include "cli.h"
+
+#include <curl/curl.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "id.h"
+#include "util.h"
+
+#define REPLY_MAX (64 * 1024)
+#define POST_TRIES 3
+
+struct send_opts {
+	const char *text;
+	const char *gateway;
+	const char *admin_socket;
+	const char *platform, *channel, *actor, *tenant, *agent;
+	int json;
+};
+
+struct reply_buf {
+	char data[REPLY_MAX + 1];
+	size_t len;
+};
+
+static size_t collect(char *p, size_t size, size_t n, void *arg)
+{
+	struct reply_buf *b = arg;
+	size_t len = size * n;
+	if (b->len + len > REPLY_MAX)
+		return 0; /* a reply this large is not the gateway's: abort */
+	memcpy(b->data + b->len, p, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return len;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: crab event send <text> [--gateway URL] [--admin-socket PATH]\n"
+	    "           [--platform P] [--channel C] [--actor A] [--tenant T] [--agent A] [--json]\n");
+}
+
+static int parse_args(int argc, char **argv, struct send_opts *o)
+{
+	static const struct option longopts[] = {
+		{"gateway", required_argument, NULL, 'g'},
+		{"admin-socket", required_argument, NULL, 's'},
+		{"platform", required_argument, NULL, 'p'},
+		{"channel", required_argument, NULL, 'c'},
+		{"actor", required_argument, NULL, 'a'},
+		{"tenant", required_argument, NULL, 't'},
+		{"agent", required_argument, NULL, 'A'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct passwd *pw = getpwuid(geteuid());
+	int ch;
+
+	*o = (struct send_opts){.platform = "cli", .channel = "cli", .tenant = "default",
+		.actor = pw != NULL ? pw->pw_name : "operator"};
+	if (argc < 2 || strcmp(argv[1], "send") != 0)
+		return -1;
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'g': o->gateway = optarg; break;
+		case 's': o->admin_socket = optarg; break;
+		case 'p': o->platform = optarg; break;
+		case 'c': o->channel = optarg; break;
+		case 'a': o->actor = optarg; break;
+		case 't': o->tenant = optarg; break;
+		case 'A': o->agent = optarg; break;
+		case 'j': o->json = 1; break;
+		default: return -1;
+		}
+	}
+	if (optind != argc - 1 || argv[optind][0] == '\0')
+		return -1;
+	o->text = argv[optind];
+	return 0;
+}
+
+static json_t *build_envelope(const struct send_opts *o)
+{
+	char message_id[CRAB_ID_MAX];
+
+	crab_id_new("cli", message_id);
+	return json_pack("{s:s, s:{s:s, s:s, s:s, s:s}, s:s, s:s}",
+	    "type", "channel.message.received",
+	    "source", "platform", o->platform, "channel_id", o->channel, "actor_id", o->actor,
+	    "message_id", message_id,
+	    "text", o->text, "session_id", "new");
+}
+
+/* Posts body; 0 with the HTTP status and reply, -1 when no answer came after retries. */
+static int post_event(const char *url, const char *token, const char *body, long *status,
+    struct reply_buf *reply, char *err, size_t errlen)
+{
+	char auth[128];
+	struct curl_slist *headers = NULL;
+	CURLcode rc = CURLE_OK;
+	CURL *curl = curl_easy_init();
+
+	if (curl == NULL) {
+		snprintf(err, errlen, "cannot start the HTTP client");
+		return -1;
+	}
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	headers = curl_slist_append(headers, "Content-Type: application/json");
+	headers = curl_slist_append(headers, auth);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, reply);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	for (int attempt = 1; attempt <= POST_TRIES; attempt++) {
+		reply->len = 0;
+		reply->data[0] = '\0';
+		if ((rc = curl_easy_perform(curl)) == CURLE_OK)
+			break;
+		if (attempt < POST_TRIES)
+			sleep((unsigned)attempt);
+	}
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(curl);
+	explicit_bzero(auth, sizeof(auth));
+	if (rc != CURLE_OK) {
+		snprintf(err, errlen, "cannot post to %s: %s", url, curl_easy_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static int print_result(const struct send_opts *o, long status, const struct reply_buf *reply)
+{
+	json_t *r = json_loads(reply->data, 0, NULL);
+	int rc = 1;
+
+	if (status == 202 && json_is_object(r)) {
+		if (o->json)
+			printf("%s\n", reply->data);
+		else
+			printf("event_id   %s\nsession_id %s\n",
+			    json_string_value(json_object_get(r, "event_id")),
+			    json_string_value(json_object_get(r, "session_id")));
+		rc = 0;
+	} else {
+		json_t *e = json_object_get(r, "error");
+		fprintf(stderr, "crab: the gateway answered %ld: %s: %s\n", status,
+		    json_string_value(json_object_get(e, "code")) ?: "error",
+		    json_string_value(json_object_get(e, "message")) ?: reply->data);
+	}
+	json_decref(r);
+	return rc;
+}
+
+int crab_cli_event_main(int argc, char **argv)
+{
+	struct send_opts o;
+	const char *sock;
+	json_t *lease = NULL, *status = NULL, *env;
+	char err[512], url[512];
+	char *body;
+	struct reply_buf *reply;
+	long http_status = 0;
+	int rc = 1;
+
+	if (parse_args(argc, argv, &o) != 0) {
+		usage(stderr);
+		return 2;
+	}
+	sock = crab_cli_admin_socket(o.admin_socket);
+	if (o.gateway == NULL) {
+		/* The gateway says where its public listener is. */
+		if (crab_admin_call(sock, "pair.test", NULL, &status, err, sizeof(err)) != 0) {
+			fprintf(stderr, "crab: %s\n", err);
+			return 1;
+		}
+		o.gateway = json_string_value(json_object_get(status, "listen"));
+	}
+	snprintf(url, sizeof(url), "%s/v1/events", o.gateway);
+	{
+		json_t *args = json_pack("{s:s, s:[s], s:i}", "tenant_id", o.tenant, "scopes",
+		    "produce", "ttl_s", 120);
+		if (o.agent != NULL)
+			json_object_set_new(args, "agent_id", json_string(o.agent));
+		if (crab_admin_call(sock, "lease.create", args, &lease, err, sizeof(err)) != 0) {
+			fprintf(stderr, "crab: cannot get a lease: %s\n", err);
+			goto out;
+		}
+	}
+	env = build_envelope(&o);
+	body = json_dumps(env, JSON_COMPACT);
+	json_decref(env);
+	reply = xcalloc(1, sizeof(*reply));
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (post_event(url, json_string_value(json_object_get(lease, "token")), body,
+		&http_status, reply, err, sizeof(err)) != 0)
+		fprintf(stderr, "crab: %s\n", err);
+	else
+		rc = print_result(&o, http_status, reply);
+	curl_global_cleanup();
+	free(reply);
+	free(body);
+	{
+		json_t *args = json_pack("{s:O}", "lease_id", json_object_get(lease, "lease_id")), *r;
+		if (crab_admin_call(sock, "lease.revoke", args, &r, err, sizeof(err)) == 0)
+			json_decref(r);
+	}
+out:
+	json_decref(lease);
+	json_decref(status);
+	return rc;
+}

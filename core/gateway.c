@@ -1,0 +1,360 @@
+/* gateway.c: `crab gateway -c FILE`: load and validate the config, open the store, load
+ * the live leases, start the store worker, the public listener and the admin socket, run
+ * the loop; on SIGTERM or SIGINT stop accepting, let in-flight requests finish, then
+ * close the store cleanly. */
+#include "gateway.h"
+
+#include <errno.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "clock.h"
+#include "log.h"
+#include "util.h"
+#include "version.h"
+
+#define DRAIN_LIMIT_MS 10000
+#define DSN_FILE_MAX 4096
+
+/* ---- retention ---- */
+
+struct retention_job {
+	struct crab_store_job job;
+	struct crab_gateway *gw;
+	int64_t cutoff, pruned;
+	void (*done)(void *arg, int64_t pruned);
+	void *arg;
+};
+
+static int retention_job_run(struct crab_store *st, struct crab_store_job *job)
+{
+	struct retention_job *j = (struct retention_job *)job;
+	return crab_store_idem_prune(st, j->cutoff, &j->pruned);
+}
+
+static void retention_job_done(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct retention_job *j = (struct retention_job *)job;
+	int64_t pruned = status == CRAB_JOB_OK ? j->pruned : -1;
+
+	if (pruned > 0)
+		log_info("retention: pruned %lld idempotency keys", (long long)pruned);
+	if (j->done != NULL)
+		j->done(j->arg, pruned);
+	free(j);
+}
+
+void crab_gateway_retention_run(struct crab_gateway *gw,
+    void (*done)(void *arg, int64_t pruned), void *arg)
+{
+	struct retention_job *j = xcalloc(1, sizeof(*j));
+	int64_t now = crab_clock_now_ms();
+
+	crab_lease_table_expire(gw->leases, now);
+	j->job.run = retention_job_run;
+	j->job.done = retention_job_done;
+	j->gw = gw;
+	j->cutoff = now - gw->cfg->retention.idempotency_days * 86400 * 1000;
+	j->done = done;
+	j->arg = arg;
+	crab_storeq_submit(gw->storeq, &j->job);
+}
+
+static void retention_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	crab_gateway_retention_run(arg, NULL, NULL);
+}
+
+/* ---- shutdown ---- */
+
+static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct crab_gateway *gw = arg;
+	(void)fd;
+	(void)what;
+
+	if (crab_http_server_inflight(gw->http) == 0 && crab_storeq_pending(gw->storeq) == 0) {
+		event_base_loopexit(gw->base, NULL);
+		return;
+	}
+	if (crab_clock_now_ms() > gw->drain_deadline_ms && crab_storeq_pending(gw->storeq) == 0) {
+		log_warnx("drain: %zu requests still open after %d ms, closing them",
+		    crab_http_server_inflight(gw->http), DRAIN_LIMIT_MS);
+		event_base_loopexit(gw->base, NULL);
+	}
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct crab_gateway *gw = arg;
+	struct timeval tick = {0, 10000};
+	(void)what;
+
+	if (gw->draining)
+		return;
+	log_info("%s: draining", strsignal((int)sig));
+	gw->draining = 1;
+	gw->drain_deadline_ms = crab_clock_now_ms() + DRAIN_LIMIT_MS;
+	crab_http_server_drain(gw->http);
+	crab_admin_drain(gw->admin);
+	event_del(gw->retention_timer);
+	gw->drain_timer = event_new(gw->base, -1, EV_PERSIST, drain_check_cb, gw);
+	event_add(gw->drain_timer, &tick);
+}
+
+/* ---- startup ---- */
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	/* Every keep-alive connection holds a descriptor; the default 1024 is too few. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int make_private_dir(const char *dir, char *err, size_t errlen)
+{
+	char path[4096];
+	size_t len = crab_strlcpy(path, dir, sizeof(path));
+
+	if (len >= sizeof(path)) {
+		snprintf(err, errlen, "data directory path is too long");
+		return -1;
+	}
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create '%s': %s", path, strerror(errno));
+			return -1;
+		}
+		*p = '/';
+	}
+	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create data directory '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	/* Keys, the database and the admin socket live here: owner only. */
+	if (chmod(path, 0700) != 0) {
+		snprintf(err, errlen, "cannot restrict data directory '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The PostgreSQL DSN from the environment or a file, never from the YAML itself. */
+static char *read_dsn(const struct crab_config *cfg, char *err, size_t errlen)
+{
+	char buf[DSN_FILE_MAX + 1];
+	char *path;
+	ssize_t n;
+	int fd;
+
+	if (cfg->store.dsn_env != NULL) {
+		const char *v = getenv(cfg->store.dsn_env);
+		if (v == NULL || *v == '\0') {
+			snprintf(err, errlen, "environment variable '%s' (store.dsn_env) is not set",
+			    cfg->store.dsn_env);
+			return NULL;
+		}
+		return xstrdup(v);
+	}
+	path = crab_config_resolve(cfg, cfg->store.dsn_file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf));
+	if (fd >= 0)
+		close(fd);
+	if (n < 0 || n > DSN_FILE_MAX) {
+		snprintf(err, errlen, "cannot read store.dsn_file '%s': %s", path,
+		    n < 0 ? strerror(errno) : "larger than 4 KiB");
+		free(path);
+		return NULL;
+	}
+	free(path);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	buf[n] = '\0';
+	return xstrdup(buf);
+}
+
+static struct crab_store *open_store(const struct crab_config *cfg, char *err, size_t errlen)
+{
+	struct crab_store_options opts = {.driver = cfg->store.driver};
+	struct crab_store *st;
+	char *data_dir = crab_config_resolve(cfg, cfg->data_dir);
+	char *sqlite_path = NULL, *dsn = NULL;
+
+	if (strcmp(cfg->store.driver, "sqlite") == 0) {
+		if (cfg->store.path[0] == '/') {
+			sqlite_path = xstrdup(cfg->store.path);
+		} else {
+			size_t n = strlen(data_dir) + strlen(cfg->store.path) + 2;
+			sqlite_path = xmalloc(n);
+			snprintf(sqlite_path, n, "%s/%s", data_dir, cfg->store.path);
+		}
+		opts.sqlite_path = sqlite_path;
+	} else if ((dsn = read_dsn(cfg, err, errlen)) == NULL) {
+		free(data_dir);
+		return NULL;
+	}
+	opts.pg_dsn = dsn;
+	st = crab_store_open(&opts, err, errlen);
+	if (dsn != NULL) {
+		explicit_bzero(dsn, strlen(dsn));
+		free(dsn);
+	}
+	free(sqlite_path);
+	free(data_dir);
+	return st;
+}
+
+static int load_lease(const struct crab_store_lease *row, void *arg)
+{
+	struct crab_lease *l = crab_lease_from_row(row);
+	if (l != NULL)
+		crab_lease_table_add(arg, l);
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: crab gateway [-c FILE]\n"
+		   "  -c, --config FILE   configuration (default: crab.yaml)\n");
+}
+
+static int parse_args(int argc, char **argv, const char **config)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	*config = "crab.yaml";
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			*config = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *err,
+    size_t errlen)
+{
+	struct timeval every = {gw->cfg->retention.interval_s, 0};
+
+	if (crab_store_lease_foreach_live(st, crab_clock_now_ms(), load_lease, gw->leases) != 0) {
+		snprintf(err, errlen, "cannot load leases: %s", crab_store_error(st));
+		crab_store_close(st);
+		return -1;
+	}
+	gw->storeq = crab_storeq_new(gw->base, st);
+	if (crab_ingress_start(gw, err, errlen) != 0)
+		return -1;
+	if ((gw->admin = crab_admin_new(gw, gw->cfg->admin_socket, err, errlen)) == NULL)
+		return -1;
+	gw->sig_term = evsignal_new(gw->base, SIGTERM, signal_cb, gw);
+	gw->sig_int = evsignal_new(gw->base, SIGINT, signal_cb, gw);
+	event_add(gw->sig_term, NULL);
+	event_add(gw->sig_int, NULL);
+	gw->retention_timer = event_new(gw->base, -1, EV_PERSIST, retention_timer_cb, gw);
+	event_add(gw->retention_timer, &every);
+	return 0;
+}
+
+static void gateway_release(struct crab_gateway *gw)
+{
+	if (gw->sig_term)
+		event_free(gw->sig_term);
+	if (gw->sig_int)
+		event_free(gw->sig_int);
+	if (gw->retention_timer)
+		event_free(gw->retention_timer);
+	if (gw->drain_timer)
+		event_free(gw->drain_timer);
+	crab_admin_free(gw->admin);
+	crab_http_server_free(gw->http);
+	crab_storeq_free(gw->storeq); /* closes the store */
+	crab_lease_table_free(gw->leases);
+	if (gw->base)
+		event_base_free(gw->base);
+	crab_config_free(gw->cfg);
+}
+
+int crab_gateway_main(int argc, char **argv)
+{
+	struct crab_gateway gw = {0};
+	enum crab_log_level level;
+	struct crab_store *st;
+	const char *config;
+	char err[512];
+	int rc = 1;
+
+	if (parse_args(argc, argv, &config) != 0)
+		return 2;
+	if ((gw.cfg = crab_config_load(config, stderr)) == NULL)
+		return 1;
+	log_level_parse(gw.cfg->log_level, &level);
+	log_init("gateway", level);
+	gw.started_at_ms = crab_clock_now_ms();
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
+	{
+		char *dir = crab_config_resolve(gw.cfg, gw.cfg->data_dir);
+		int ok = make_private_dir(dir, err, sizeof(err));
+		free(dir);
+		if (ok != 0)
+			goto fail;
+	}
+	if ((st = open_store(gw.cfg, err, sizeof(err))) == NULL)
+		goto fail;
+	crab_strlcpy(gw.store_driver, crab_store_driver(st), sizeof(gw.store_driver));
+	if (evthread_use_pthreads() != 0)
+		fatalx("libevent has no pthreads support");
+	gw.base = event_base_new();
+	gw.leases = crab_lease_table_new();
+	if (gateway_start(&gw, st, err, sizeof(err)) != 0)
+		goto fail;
+	log_info("crab %s ready: %s, admin socket %s, store %s", CRAB_VERSION, gw.listen_url,
+	    gw.cfg->admin_socket, gw.store_driver);
+	event_base_dispatch(gw.base);
+	rc = 0;
+	log_info("stopped");
+	goto out;
+fail:
+	log_warnx("cannot start: %s", err);
+out:
+	gateway_release(&gw);
+	libevent_global_shutdown();
+	return rc;
+}

@@ -1,0 +1,677 @@
+/* http_server.c: HTTP/1.1 connections on bufferevents, parsed by http-parser. */
+#include "http_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <http_parser.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "util.h"
+
+#define MAX_HEADERS 64
+#define MAX_EXTRA_HEADERS 4
+
+enum conn_state {
+	CONN_READING,  /* parsing a request */
+	CONN_HANDLING, /* the handler has the request; input is paused */
+	CONN_CLOSING,  /* flushing the last reply, then closing */
+};
+
+struct header {
+	size_t name, value; /* offsets into head.buf, NUL-terminated */
+};
+
+struct crab_http_request {
+	struct http_conn *conn;
+	char method[16];
+	struct {
+		char *buf; /* url, then header names and values, all NUL-terminated */
+		size_t len, cap;
+		struct header list[MAX_HEADERS];
+		int count;
+		int in_value; /* the parser's last callback was a header value */
+		int too_large;
+	} head;
+	struct evbuffer *body;
+	int body_too_large;
+	void *data;
+	char *extra[MAX_EXTRA_HEADERS]; /* "Name: value" lines for the reply */
+	int nextra;
+	struct timeval started;
+	int started_set;
+};
+
+struct http_conn {
+	TAILQ_ENTRY(http_conn) link;
+	struct crab_http_server *srv;
+	struct bufferevent *bev;
+	http_parser parser;
+	enum conn_state state;
+	char peer[64];
+	struct crab_http_request req;
+};
+
+TAILQ_HEAD(conn_list, http_conn);
+
+struct crab_http_server {
+	struct event_base *base;
+	struct evconnlistener *listener;
+	struct event *accept_pause;
+	struct crab_http_limits limits;
+	crab_http_head_cb on_head;
+	crab_http_request_cb on_request;
+	void *arg;
+	struct conn_list conns;
+	size_t nconns;
+	size_t inflight;
+	int draining;
+	int port;
+};
+
+static const http_parser_settings parser_settings;
+
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Status";
+	}
+}
+
+/* ---- request state ---- */
+
+static void request_reset(struct crab_http_request *req)
+{
+	for (int i = 0; i < req->nextra; i++)
+		free(req->extra[i]);
+	free(req->head.buf);
+	if (req->body != NULL)
+		evbuffer_free(req->body);
+	memset(req, 0, sizeof(*req));
+}
+
+static size_t head_append(struct crab_http_request *req, size_t limit, const char *at,
+    size_t len, int terminate)
+{
+	size_t need = req->head.len + len + 1;
+	size_t start = req->head.len;
+
+	if (need > limit) {
+		req->head.too_large = 1;
+		return (size_t)-1;
+	}
+	if (need > req->head.cap) {
+		size_t cap = req->head.cap ? req->head.cap : 256;
+		while (cap < need)
+			cap *= 2;
+		req->head.buf = xrealloc(req->head.buf, cap);
+		req->head.cap = cap;
+	}
+	memcpy(req->head.buf + req->head.len, at, len);
+	req->head.len += len;
+	if (terminate)
+		req->head.buf[req->head.len++] = '\0';
+	return start;
+}
+
+/* ---- http-parser callbacks ---- */
+
+static struct http_conn *conn_of(http_parser *p)
+{
+	return p->data;
+}
+
+static int on_message_begin(http_parser *p)
+{
+	struct http_conn *c = conn_of(p);
+	request_reset(&c->req);
+	c->req.conn = c;
+	c->req.body = evbuffer_new();
+	event_base_gettimeofday_cached(c->srv->base, &c->req.started);
+	c->req.started_set = 1;
+	return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = conn_of(p);
+	/* The url may arrive in pieces: it is the first thing in the buffer, terminated
+	 * once the first header begins. */
+	if (head_append(&c->req, c->srv->limits.max_header_bytes, at, len, 0) == (size_t)-1)
+		return -1;
+	return 0;
+}
+
+static int finish_piece(struct http_conn *c)
+{
+	return head_append(&c->req, c->srv->limits.max_header_bytes, "", 0, 1) == (size_t)-1 ? -1 : 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = conn_of(p);
+	struct crab_http_request *r = &c->req;
+	int starting = r->head.count == 0 || r->head.in_value;
+
+	if (starting) {
+		/* Terminate the url (first header) or the previous value. */
+		if (finish_piece(c) != 0)
+			return -1;
+		if (r->head.count == MAX_HEADERS) {
+			r->head.too_large = 1;
+			return -1;
+		}
+		r->head.list[r->head.count].name = r->head.len;
+		r->head.count++;
+		r->head.in_value = 0;
+	}
+	return head_append(r, c->srv->limits.max_header_bytes, at, len, 0) == (size_t)-1 ? -1 : 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = conn_of(p);
+	struct crab_http_request *r = &c->req;
+
+	if (!r->head.in_value) {
+		if (finish_piece(c) != 0)
+			return -1;
+		r->head.list[r->head.count - 1].value = r->head.len;
+		r->head.in_value = 1;
+	}
+	return head_append(r, c->srv->limits.max_header_bytes, at, len, 0) == (size_t)-1 ? -1 : 0;
+}
+
+static void conn_refuse(struct http_conn *c, const struct crab_error *err);
+
+static int on_headers_complete(http_parser *p)
+{
+	struct http_conn *c = conn_of(p);
+	struct crab_http_request *r = &c->req;
+	struct crab_error err;
+
+	if (finish_piece(c) != 0)
+		return -1;
+	crab_strlcpy(r->method, http_method_str((enum http_method)p->method), sizeof(r->method));
+	if (p->content_length != ULLONG_MAX && p->content_length > c->srv->limits.max_body_bytes) {
+		r->body_too_large = 1;
+		return -1;
+	}
+	if (c->srv->on_head != NULL && c->srv->on_head(r, c->srv->arg, &err) != 0) {
+		conn_refuse(c, &err);
+		return -1;
+	}
+	return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = conn_of(p);
+	if (evbuffer_get_length(c->req.body) + len > c->srv->limits.max_body_bytes) {
+		c->req.body_too_large = 1;
+		return -1;
+	}
+	evbuffer_add(c->req.body, at, len);
+	return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+	struct http_conn *c = conn_of(p);
+	/* Stop here: the rest of the input is the next pipelined request, parsed after
+	 * this one is answered. */
+	c->state = CONN_HANDLING;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings parser_settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+/* ---- connections ---- */
+
+static void conn_free(struct http_conn *c)
+{
+	struct crab_http_server *srv = c->srv;
+
+	TAILQ_REMOVE(&srv->conns, c, link);
+	srv->nconns--;
+	bufferevent_free(c->bev);
+	request_reset(&c->req);
+	free(c);
+}
+
+static void write_response(struct http_conn *c, int status, const char *body, size_t len,
+    int keep_alive)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	evbuffer_add_printf(out,
+	    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n",
+	    status, status_text(status), len);
+	for (int i = 0; i < c->req.nextra; i++)
+		evbuffer_add_printf(out, "%s\r\n", c->req.extra[i]);
+	evbuffer_add_printf(out, "%s\r\n", keep_alive ? "" : "Connection: close\r\n");
+	evbuffer_add(out, body, len);
+}
+
+/* Answers an error found by this layer (or by on_head) and closes after the flush. */
+static void conn_refuse(struct http_conn *c, const struct crab_error *err)
+{
+	char *body = crab_error_body(err);
+
+	if (c->state == CONN_CLOSING)
+		goto out;
+	write_response(c, crab_error_status(err->code), body, strlen(body), 0);
+	c->state = CONN_CLOSING;
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_enable(c->bev, EV_WRITE);
+out:
+	free(body);
+}
+
+static int header_deadline_passed(struct http_conn *c)
+{
+	struct timeval now;
+
+	if (!c->req.started_set)
+		return 0;
+	event_base_gettimeofday_cached(c->srv->base, &now);
+	return now.tv_sec - c->req.started.tv_sec > c->srv->limits.idle_timeout_s;
+}
+
+static void conn_parse(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	while (c->state == CONN_READING && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec vec;
+		size_t n;
+		enum http_errno e;
+		struct crab_error err;
+
+		if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1)
+			break;
+		n = http_parser_execute(&c->parser, &parser_settings, vec.iov_base, vec.iov_len);
+		e = HTTP_PARSER_ERRNO(&c->parser);
+		if (e == HPE_PAUSED) {
+			evbuffer_drain(in, n);
+			break;
+		}
+		if (e != HPE_OK) {
+			if (c->state == CONN_CLOSING)
+				return; /* on_head refused the request and answered already */
+			if (c->req.head.too_large || e == HPE_HEADER_OVERFLOW)
+				crab_error_set(&err, "headers_too_large", NULL,
+				    "request headers exceed %zu bytes",
+				    c->srv->limits.max_header_bytes);
+			else if (c->req.body_too_large)
+				crab_error_set(&err, "body_too_large", NULL,
+				    "request body exceeds %zu bytes", c->srv->limits.max_body_bytes);
+			else
+				crab_error_set(&err, "bad_request", NULL, "malformed HTTP request: %s",
+				    http_errno_description(e));
+			conn_refuse(c, &err);
+			return;
+		}
+		evbuffer_drain(in, n);
+	}
+	if (c->state == CONN_READING && header_deadline_passed(c)) {
+		log_debug("closing %s: request too slow", c->peer);
+		conn_free(c);
+		return;
+	}
+	if (c->state == CONN_HANDLING) {
+		struct crab_http_server *srv = c->srv;
+		bufferevent_disable(c->bev, EV_READ);
+		srv->inflight++;
+		srv->on_request(&c->req, srv->arg);
+	}
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	conn_parse(arg);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+	(void)bev;
+	if (c->state == CONN_CLOSING)
+		conn_free(c);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_conn *c = arg;
+	(void)bev;
+
+	if (c->state == CONN_HANDLING) {
+		/* The handler still owns the request: close when it replies. */
+		c->state = CONN_CLOSING;
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		log_debug("closing idle connection %s", c->peer);
+	conn_free(c);
+}
+
+static void format_peer(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(out, outlen, "%s:%d", host, port);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct crab_http_server *srv = arg;
+	struct timeval idle = {srv->limits.idle_timeout_s, 0};
+	struct http_conn *c;
+	(void)l;
+	(void)salen;
+
+	if (srv->draining || srv->nconns >= (size_t)srv->limits.max_connections) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->srv = srv;
+	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	format_peer(sa, c->peer, sizeof(c->peer));
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	c->state = CONN_READING;
+	TAILQ_INSERT_TAIL(&srv->conns, c, link);
+	srv->nconns++;
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_set_timeouts(c->bev, &idle, &idle);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct crab_http_server *srv = arg;
+	(void)fd;
+	(void)what;
+	if (!srv->draining)
+		evconnlistener_enable(srv->listener);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct crab_http_server *srv = arg;
+	struct timeval pause = {0, 100000};
+
+	/* Out of descriptors (EMFILE) would otherwise spin: pause accepting briefly. */
+	log_warn("accept");
+	evconnlistener_disable(l);
+	evtimer_add(srv->accept_pause, &pause);
+}
+
+/* ---- public API ---- */
+
+struct crab_http_server *crab_http_server_new(struct event_base *base,
+    const struct crab_http_limits *limits, crab_http_head_cb on_head,
+    crab_http_request_cb on_request, void *arg)
+{
+	struct crab_http_server *srv = xcalloc(1, sizeof(*srv));
+
+	srv->base = base;
+	srv->limits = *limits;
+	srv->on_head = on_head;
+	srv->on_request = on_request;
+	srv->arg = arg;
+	srv->accept_pause = evtimer_new(base, accept_resume_cb, srv);
+	TAILQ_INIT(&srv->conns);
+	return srv;
+}
+
+static int split_host_port(const char *host_port, char *host, size_t hostlen, char *port,
+    size_t portlen)
+{
+	const char *colon = strrchr(host_port, ':');
+	const char *h = host_port;
+	size_t hl;
+
+	if (colon == NULL || colon[1] == '\0')
+		return -1;
+	hl = (size_t)(colon - host_port);
+	if (*h == '[' && hl >= 2 && colon[-1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= hostlen || strlen(colon + 1) >= portlen)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	crab_strlcpy(port, colon + 1, portlen);
+	return 0;
+}
+
+static int sockaddr_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
+	return 0;
+}
+
+int crab_http_server_listen(struct crab_http_server *srv, const char *host_port,
+    int *is_loopback, char *err, size_t errlen)
+{
+	struct evutil_addrinfo hints = {0}, *ai = NULL;
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof(bound);
+	char host[256], port[16];
+	int rc;
+
+	if (split_host_port(host_port, host, sizeof(host), port, sizeof(port)) != 0) {
+		snprintf(err, errlen, "listen address '%s' is not host:port", host_port);
+		return -1;
+	}
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
+	if ((rc = evutil_getaddrinfo(host, port, &hints, &ai)) != 0) {
+		snprintf(err, errlen, "cannot resolve '%s': %s", host_port, evutil_gai_strerror(rc));
+		return -1;
+	}
+	srv->listener = evconnlistener_new_bind(srv->base, accept_cb, srv,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+	    ai->ai_addr, (int)ai->ai_addrlen);
+	evutil_freeaddrinfo(ai);
+	if (srv->listener == NULL) {
+		snprintf(err, errlen, "cannot listen on '%s': %s", host_port, strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(srv->listener, accept_error_cb);
+	getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&bound, &blen);
+	srv->port = ntohs(bound.ss_family == AF_INET6 ?
+		((struct sockaddr_in6 *)&bound)->sin6_port :
+		((struct sockaddr_in *)&bound)->sin_port);
+	*is_loopback = sockaddr_is_loopback((struct sockaddr *)&bound);
+	return 0;
+}
+
+int crab_http_server_port(struct crab_http_server *srv)
+{
+	return srv->port;
+}
+
+void crab_http_server_drain(struct crab_http_server *srv)
+{
+	struct http_conn *c, *next;
+
+	srv->draining = 1;
+	if (srv->listener != NULL)
+		evconnlistener_disable(srv->listener);
+	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->state == CONN_READING && c->req.started_set == 0)
+			conn_free(c);
+	}
+}
+
+size_t crab_http_server_inflight(struct crab_http_server *srv)
+{
+	return srv->inflight;
+}
+
+size_t crab_http_server_connections(struct crab_http_server *srv)
+{
+	return srv->nconns;
+}
+
+void crab_http_server_free(struct crab_http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	while (!TAILQ_EMPTY(&srv->conns))
+		conn_free(TAILQ_FIRST(&srv->conns));
+	if (srv->listener != NULL)
+		evconnlistener_free(srv->listener);
+	event_free(srv->accept_pause);
+	free(srv);
+}
+
+const char *crab_http_request_method(struct crab_http_request *req)
+{
+	return req->method;
+}
+
+const char *crab_http_request_path(struct crab_http_request *req)
+{
+	char *q;
+	/* The url is the first string of head.buf; cut the query for routing. */
+	if ((q = strchr(req->head.buf, '?')) != NULL)
+		*q = '\0';
+	return req->head.buf;
+}
+
+const char *crab_http_request_header(struct crab_http_request *req, const char *name)
+{
+	for (int i = 0; i < req->head.count; i++) {
+		if (strcasecmp(req->head.buf + req->head.list[i].name, name) == 0)
+			return req->head.list[i].value ? req->head.buf + req->head.list[i].value : "";
+	}
+	return NULL;
+}
+
+const char *crab_http_request_body(struct crab_http_request *req, size_t *len)
+{
+	*len = evbuffer_get_length(req->body);
+	return (const char *)evbuffer_pullup(req->body, -1);
+}
+
+const char *crab_http_request_peer(struct crab_http_request *req)
+{
+	return req->conn->peer;
+}
+
+void crab_http_request_set_data(struct crab_http_request *req, void *data)
+{
+	req->data = data;
+}
+
+void *crab_http_request_data(struct crab_http_request *req)
+{
+	return req->data;
+}
+
+void crab_http_reply_header(struct crab_http_request *req, const char *name, const char *value)
+{
+	size_t n;
+
+	if (req->nextra == MAX_EXTRA_HEADERS)
+		fatalx("too many extra response headers");
+	n = strlen(name) + strlen(value) + 3;
+	req->extra[req->nextra] = xmalloc(n);
+	snprintf(req->extra[req->nextra++], n, "%s: %s", name, value);
+}
+
+void crab_http_reply(struct crab_http_request *req, int status, const char *body, size_t len)
+{
+	struct http_conn *c = req->conn;
+	struct crab_http_server *srv = c->srv;
+	int keep_alive;
+
+	srv->inflight--;
+	if (c->state == CONN_CLOSING) { /* the client went away meanwhile */
+		conn_free(c);
+		return;
+	}
+	keep_alive = http_should_keep_alive(&c->parser) && !srv->draining;
+	write_response(c, status, body, len, keep_alive);
+	if (!keep_alive) {
+		c->state = CONN_CLOSING;
+		return;
+	}
+	request_reset(&c->req);
+	c->state = CONN_READING;
+	http_parser_pause(&c->parser, 0);
+	bufferevent_enable(c->bev, EV_READ);
+	/* Pipelined input already buffered: parse it from the loop, not from this call. */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void crab_http_reply_error(struct crab_http_request *req, const struct crab_error *err)
+{
+	char *body = crab_error_body(err);
+	crab_http_reply(req, crab_error_status(err->code), body, strlen(body));
+	free(body);
+}

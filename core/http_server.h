@@ -1,0 +1,71 @@
+/* http_server.h: the HTTP/1.1 server of the public ingress. Parsing is Debian's
+ * http-parser; this layer owns connections on libevent bufferevents because evhttp 2.1
+ * can neither answer its own errors (413, 431, 400) with our JSON bodies, nor refuse a
+ * request before reading its body, nor hand a connection to WebSocket.
+ *
+ * Every connection has a header-size limit (431), a body-size limit (413, refused as soon
+ * as Content-Length or the chunks exceed it, without reading on), an idle timeout that
+ * also bounds how long a request's headers may take, and a cap on connections. One
+ * request per connection is handled at a time; pipelined requests wait their turn.
+ * Every reply, error or not, has a JSON body. */
+#ifndef CRAB_HTTP_SERVER_H
+#define CRAB_HTTP_SERVER_H
+
+#include <event2/event.h>
+#include <stddef.h>
+
+#include "errors.h"
+
+struct crab_http_server;
+struct crab_http_request;
+
+struct crab_http_limits {
+	size_t max_header_bytes;
+	size_t max_body_bytes;
+	int idle_timeout_s;
+	int max_connections;
+};
+
+/* Called when a request's headers are complete, before its body is read. Return 0 to go
+ * on, or -1 with err set to refuse it: the server answers the error and closes. */
+typedef int (*crab_http_head_cb)(struct crab_http_request *req, void *arg,
+    struct crab_error *err);
+/* Called with the whole request. The handler must call crab_http_reply (or
+ * crab_http_reply_error) exactly once, now or later from the same loop. */
+typedef void (*crab_http_request_cb)(struct crab_http_request *req, void *arg);
+
+struct crab_http_server *crab_http_server_new(struct event_base *base,
+    const struct crab_http_limits *limits, crab_http_head_cb on_head,
+    crab_http_request_cb on_request, void *arg);
+/* Binds "host:port" ("[::1]:port" for IPv6); 0 or -1 with err. *is_loopback tells whether
+ * the bound address is a loopback one. */
+int crab_http_server_listen(struct crab_http_server *srv, const char *host_port,
+    int *is_loopback, char *err, size_t errlen);
+/* The bound port (useful with port 0). */
+int crab_http_server_port(struct crab_http_server *srv);
+/* Stops accepting and closes idle connections; requests being handled finish. */
+void crab_http_server_drain(struct crab_http_server *srv);
+/* Requests whose handler has not replied yet. */
+size_t crab_http_server_inflight(struct crab_http_server *srv);
+size_t crab_http_server_connections(struct crab_http_server *srv);
+/* Closes every connection and frees the server. */
+void crab_http_server_free(struct crab_http_server *srv);
+
+/* Request accessors: strings are borrowed until the reply. */
+const char *crab_http_request_method(struct crab_http_request *req);
+const char *crab_http_request_path(struct crab_http_request *req); /* without the query */
+const char *crab_http_request_header(struct crab_http_request *req, const char *name);
+const char *crab_http_request_body(struct crab_http_request *req, size_t *len);
+const char *crab_http_request_peer(struct crab_http_request *req); /* "addr:port" */
+/* Per-request slot for the handler's state. */
+void crab_http_request_set_data(struct crab_http_request *req, void *data);
+void *crab_http_request_data(struct crab_http_request *req);
+
+/* Adds a response header to the coming reply (name and value copied). */
+void crab_http_reply_header(struct crab_http_request *req, const char *name,
+    const char *value);
+/* Sends status with a JSON body (copied). */
+void crab_http_reply(struct crab_http_request *req, int status, const char *body, size_t len);
+void crab_http_reply_error(struct crab_http_request *req, const struct crab_error *err);
+
+#endif

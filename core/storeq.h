@@ -1,0 +1,42 @@
+/* storeq.h: the store worker. The event loop never touches the store: it submits jobs,
+ * one thread runs every job queued so far inside one transaction (group commit: one
+ * fsync for many events), each job in its own savepoint so a failing job undoes only its
+ * own writes, then hands the jobs back to the loop with their status.
+ *
+ * A job's results may be acted on only when its status is CRAB_JOB_OK: a result computed
+ * inside a transaction that did not commit is void. */
+#ifndef CRAB_STOREQ_H
+#define CRAB_STOREQ_H
+
+#include <event2/event.h>
+#include <stddef.h>
+
+#include "store/store.h"
+
+enum crab_job_status {
+	CRAB_JOB_OK = 0,          /* ran and committed */
+	CRAB_JOB_FAILED = -1,     /* run returned -1: its writes were rolled back */
+	CRAB_JOB_UNAVAILABLE = -2 /* the transaction could not begin or commit */
+};
+
+struct crab_store_job {
+	/* Worker thread, inside the transaction: 0 keeps the job's writes, -1 undoes them. */
+	int (*run)(struct crab_store *st, struct crab_store_job *job);
+	/* Loop thread, after the commit; the job belongs to the caller again. */
+	void (*done)(struct crab_store_job *job, enum crab_job_status status);
+	enum crab_job_status status;
+	struct crab_store_job *next; /* private to storeq */
+};
+
+struct crab_storeq;
+
+/* Starts the worker thread; the store belongs to the queue until crab_storeq_free. */
+struct crab_storeq *crab_storeq_new(struct event_base *base, struct crab_store *st);
+void crab_storeq_submit(struct crab_storeq *q, struct crab_store_job *job);
+/* Jobs submitted whose done callback has not run yet. */
+size_t crab_storeq_pending(struct crab_storeq *q);
+/* Finishes queued jobs, stops the thread, closes the store. Call with no jobs pending
+ * (their done callbacks would never run). */
+void crab_storeq_free(struct crab_storeq *q);
+
+#endif
