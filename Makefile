@@ -62,8 +62,12 @@ HELPERS := \
 REL_OBJ  := $(LIB_SRC:%.c=build/release/%.o)
 TEST_OBJ := $(LIB_SRC:%.c=build/test/%.o)
 
-.PHONY: all test bench soak clean install
+.PHONY: all run test bench soak clean install
 all: crab
+
+# The quick start: the gateway on SQLite with the example configuration.
+run: crab
+	./crab gateway -c config.example.yaml
 
 crab: $(REL_OBJ) build/release/crab.o
 	@echo "  LD      $@"
