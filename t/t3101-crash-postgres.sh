@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+test_description='kill -9 under load (PostgreSQL): every acknowledged event is stored exactly once'
+TEST_STORE=postgres
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_ROOT/t/lib/crash-body.sh"
+test_done
