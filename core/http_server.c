@@ -22,11 +22,14 @@
 
 #define MAX_HEADERS 64
 #define MAX_EXTRA_HEADERS 4
+#define LINGER_SECONDS 2
+#define LINGER_MAX_BYTES (8 << 20)
 
 enum conn_state {
 	CONN_READING,  /* parsing a request */
 	CONN_HANDLING, /* the handler has the request; input is paused */
 	CONN_CLOSING,  /* flushing the last reply, then closing */
+	CONN_LINGER,   /* reply sent, write side shut: discarding the rest of the input */
 };
 
 struct header {
@@ -46,7 +49,6 @@ struct crab_http_request {
 	} head;
 	struct evbuffer *body;
 	int body_too_large;
-	void *data;
 	char *extra[MAX_EXTRA_HEADERS]; /* "Name: value" lines for the reply */
 	int nextra;
 	struct timeval started;
@@ -59,6 +61,8 @@ struct http_conn {
 	struct bufferevent *bev;
 	http_parser parser;
 	enum conn_state state;
+	int linger;            /* the request was refused before all of it was read */
+	size_t lingered_bytes;
 	char peer[64];
 	struct crab_http_request req;
 };
@@ -219,13 +223,20 @@ static int on_headers_complete(http_parser *p)
 	if (finish_piece(c) != 0)
 		return -1;
 	crab_strlcpy(r->method, http_method_str((enum http_method)p->method), sizeof(r->method));
+	/* Route and credentials first: an unauthenticated client learns nothing more. */
+	if (c->srv->on_head != NULL && c->srv->on_head(r, c->srv->arg, &err) != 0) {
+		conn_refuse(c, &err);
+		return -1;
+	}
 	if (p->content_length != ULLONG_MAX && p->content_length > c->srv->limits.max_body_bytes) {
 		r->body_too_large = 1;
 		return -1;
 	}
-	if (c->srv->on_head != NULL && c->srv->on_head(r, c->srv->arg, &err) != 0) {
-		conn_refuse(c, &err);
-		return -1;
+	{
+		/* Clients such as curl wait a second for this before a larger body. */
+		const char *expect = crab_http_request_header(r, "Expect");
+		if (expect != NULL && strcasecmp(expect, "100-continue") == 0 && p->http_minor >= 1)
+			evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
 	}
 	return 0;
 }
@@ -297,6 +308,7 @@ static void conn_refuse(struct http_conn *c, const struct crab_error *err)
 		goto out;
 	write_response(c, crab_error_status(err->code), body, strlen(body), 0);
 	c->state = CONN_CLOSING;
+	c->linger = 1;
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_enable(c->bev, EV_WRITE);
 out:
@@ -364,16 +376,35 @@ static void conn_parse(struct http_conn *c)
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
-	(void)bev;
-	conn_parse(arg);
+	struct http_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (c->state != CONN_LINGER) {
+		conn_parse(c);
+		return;
+	}
+	c->lingered_bytes += evbuffer_get_length(in);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (c->lingered_bytes > LINGER_MAX_BYTES)
+		conn_free(c);
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct http_conn *c = arg;
-	(void)bev;
-	if (c->state == CONN_CLOSING)
+	struct timeval linger = {LINGER_SECONDS, 0};
+
+	if (c->state != CONN_CLOSING)
+		return;
+	if (!c->linger) {
 		conn_free(c);
+		return;
+	}
+	c->state = CONN_LINGER;
+	shutdown(bufferevent_getfd(bev), SHUT_WR);
+	bufferevent_set_timeouts(bev, &linger, NULL);
+	bufferevent_disable(bev, EV_WRITE);
+	bufferevent_enable(bev, EV_READ);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -620,16 +651,6 @@ const char *crab_http_request_body(struct crab_http_request *req, size_t *len)
 const char *crab_http_request_peer(struct crab_http_request *req)
 {
 	return req->conn->peer;
-}
-
-void crab_http_request_set_data(struct crab_http_request *req, void *data)
-{
-	req->data = data;
-}
-
-void *crab_http_request_data(struct crab_http_request *req)
-{
-	return req->data;
 }
 
 void crab_http_reply_header(struct crab_http_request *req, const char *name, const char *value)

@@ -7,7 +7,9 @@
  * as Content-Length or the chunks exceed it, without reading on), an idle timeout that
  * also bounds how long a request's headers may take, and a cap on connections. One
  * request per connection is handled at a time; pipelined requests wait their turn.
- * Every reply, error or not, has a JSON body. */
+ * Every reply, error or not, has a JSON body. A request refused before its body was read
+ * gets a lingering close: the server stops writing, then reads and discards what the
+ * client still sends for a moment, so the client sees the answer instead of a reset. */
 #ifndef CRAB_HTTP_SERVER_H
 #define CRAB_HTTP_SERVER_H
 
@@ -57,9 +59,6 @@ const char *crab_http_request_path(struct crab_http_request *req); /* without th
 const char *crab_http_request_header(struct crab_http_request *req, const char *name);
 const char *crab_http_request_body(struct crab_http_request *req, size_t *len);
 const char *crab_http_request_peer(struct crab_http_request *req); /* "addr:port" */
-/* Per-request slot for the handler's state. */
-void crab_http_request_set_data(struct crab_http_request *req, void *data);
-void *crab_http_request_data(struct crab_http_request *req);
 
 /* Adds a response header to the coming reply (name and value copied). */
 void crab_http_reply_header(struct crab_http_request *req, const char *name,

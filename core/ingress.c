@@ -16,10 +16,15 @@
 
 enum route { ROUTE_NONE, ROUTE_HEALTH, ROUTE_EVENTS };
 
-/* Per-request state between the header check and the handler. */
-struct ingress_req {
-	enum route route;
-};
+static enum route route_of(struct crab_http_request *req)
+{
+	const char *path = crab_http_request_path(req);
+	if (strcmp(path, "/v1/health") == 0)
+		return ROUTE_HEALTH;
+	if (strcmp(path, "/v1/events") == 0)
+		return ROUTE_EVENTS;
+	return ROUTE_NONE;
+}
 
 /* One event on its way to the store. Inputs are owned copies; outputs are set by run. */
 struct ingest_job {
@@ -370,44 +375,38 @@ static int check_events_head(struct crab_gateway *gw, struct crab_http_request *
 static int on_head(struct crab_http_request *req, void *arg, struct crab_error *err)
 {
 	struct crab_gateway *gw = arg;
-	const char *path = crab_http_request_path(req);
-	struct ingress_req *ir = xcalloc(1, sizeof(*ir));
 	int rc = 0;
 
-	crab_http_request_set_data(req, ir);
-	if (strcmp(path, "/v1/health") == 0) {
-		ir->route = ROUTE_HEALTH;
+	switch (route_of(req)) {
+	case ROUTE_HEALTH:
 		if (strcmp(crab_http_request_method(req), "GET") != 0) {
 			crab_error_set(err, "method_not_allowed", NULL, "use GET on /v1/health");
 			rc = -1;
 		}
-	} else if (strcmp(path, "/v1/events") == 0) {
-		ir->route = ROUTE_EVENTS;
+		break;
+	case ROUTE_EVENTS:
 		rc = check_events_head(gw, req, err);
-	} else {
-		crab_error_set(err, "not_found", NULL, "no route for '%.100s'", path);
+		break;
+	case ROUTE_NONE:
+		crab_error_set(err, "not_found", NULL, "no route for '%.100s'",
+		    crab_http_request_path(req));
 		rc = -1;
+		break;
 	}
-	if (rc != 0) {
+	if (rc != 0)
 		gw->counters.requests_rejected++;
-		crab_http_request_set_data(req, NULL);
-		free(ir);
-	}
 	return rc;
 }
 
 static void on_request(struct crab_http_request *req, void *arg)
 {
-	struct crab_gateway *gw = arg;
-	struct ingress_req *ir = crab_http_request_data(req);
-	enum route route = ir->route;
 	static const char health[] = "{\"status\":\"ok\"}";
+	struct crab_gateway *gw = arg;
 	struct crab_lease *lease;
 	struct crab_error err;
 
-	crab_http_request_set_data(req, NULL);
-	free(ir);
-	if (route == ROUTE_HEALTH) {
+	/* on_head let only the two routes through. */
+	if (route_of(req) == ROUTE_HEALTH) {
 		crab_http_reply(req, 200, health, sizeof(health) - 1);
 		return;
 	}
