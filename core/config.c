@@ -242,8 +242,9 @@ struct crab_config *crab_config_load(const char *path, FILE *errf)
 		/* Syntax errors were collected with their positions instead of printed. */
 		struct fy_diag_error *de;
 		void *it = NULL;
+		/* libfyaml's collected positions are 1-based already. */
 		while ((de = fy_diag_errors_iterate(diag, &it)) != NULL)
-			fprintf(errf, "%s:%d:%d: %s\n", path, de->line + 1, de->column + 1, de->msg);
+			fprintf(errf, "%s:%d:%d: %s\n", path, de->line, de->column, de->msg);
 		fprintf(errf, "%s: not valid YAML\n", path);
 		goto fail;
 	}
@@ -283,8 +284,11 @@ struct crab_config *crab_config_load(const char *path, FILE *errf)
 fail:
 	if (doc != NULL)
 		fy_document_destroy(doc);
-	if (diag != NULL)
+	if (diag != NULL) {
+		/* Turning collection off frees the collected errors; unref alone leaks them. */
+		fy_diag_set_collect_errors(diag, false);
 		fy_diag_unref(diag);
+	}
 	crab_config_free(ld.cfg);
 	return NULL;
 }
