@@ -57,7 +57,8 @@ UNIT_TESTS := \
 	t/unit/test_store
 
 HELPERS := \
-	t/helpers/postload
+	t/helpers/postload \
+	t/helpers/readytime
 
 REL_OBJ  := $(LIB_SRC:%.c=build/release/%.o)
 TEST_OBJ := $(LIB_SRC:%.c=build/test/%.o)
