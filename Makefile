@@ -54,6 +54,7 @@ UNIT_TESTS := \
 	t/unit/test_util \
 	t/unit/test_envelope \
 	t/unit/test_lease \
+	t/unit/test_http \
 	t/unit/test_store
 
 HELPERS := \
