@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# t/bench/run.sh: `make bench`. Measures and prints (never asserts) the figures of the
+# foundation issue for the release ./crab on SQLite (WAL, synchronous=FULL) in a
+# temporary directory, rate limiting off:
+#   - accepted events/s and p99 latency from 64 keep-alive connections (wrk -t2 -c64,
+#     t/bench/post.lua: every request a new event with its own idempotency key);
+#   - the gateway's RssAnon and VmRSS, the largest seen during the run and idle after it;
+#   - startup: exec to the first good GET /v1/health (t/helpers/readytime), median of 10;
+#   - that the store holds exactly the events wrk saw accepted.
+# BENCH_DURATION (seconds, default 10) shortens or lengthens the load run.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$(pwd)
+CRAB=$ROOT/crab
+HELPERS=$ROOT/build/release/t/helpers
+DURATION=${BENCH_DURATION:-10}
+CONNS=64
+THREADS=2
+
+for tool in wrk jq sqlite3 ss; do
+	command -v "$tool" >/dev/null || { echo "bench: '$tool' is needed (Debian package)"; exit 1; }
+done
+[ -x "$CRAB" ] && [ -x "$HELPERS/readytime" ] || { echo "bench: run it as 'make bench'"; exit 1; }
+
+WORK=$(mktemp -d /tmp/crab-bench.XXXXXX)
+GW_PID=""
+SAMPLER_PID=""
+cleanup() {
+	[ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
+	[ -n "$GW_PID" ] && kill -9 "$GW_PID" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "bench: $*"
+	[ -f "$WORK/gateway.log" ] && tail -n 20 "$WORK/gateway.log"
+	exit 1
+}
+
+# A free loopback port: readytime has to know it before the gateway starts. Below the
+# ephemeral range, so that no client socket (readytime polls a closed port thousands of
+# times; Linux can connect such a socket to itself) ever holds it when the gateway binds.
+free_port() {
+	local port i
+	for i in $(seq 1 100); do
+		port=$((20000 + RANDOM % 12000))
+		ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return 0; }
+	done
+	return 1
+}
+
+PORT=$(free_port) || fail "no free port"
+URL=http://127.0.0.1:$PORT
+export CRAB_ADMIN_SOCKET=$WORK/data/admin.sock
+cat >"$WORK/crab.yaml" <<EOF
+gateway:
+  listen: "127.0.0.1:$PORT"
+  data_dir: "$WORK/data"
+store:
+  driver: sqlite
+  path: crab.db
+limits:
+  rate_per_second: 0
+  max_connections: 4096
+log:
+  level: info
+EOF
+
+# mem_kb PID FIELD: a /proc/PID/status field in kB.
+mem_kb() {
+	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+mib() {
+	awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'
+}
+
+# verdict OK: the tag printed beside a figure.
+verdict() {
+	if [ "$1" = 1 ]; then echo "ok"; else echo "MISSED"; fi
+}
+
+start_gateway() {
+	local i
+	"$CRAB" gateway -c "$WORK/crab.yaml" >>"$WORK/gateway.log" 2>&1 &
+	GW_PID=$!
+	for i in $(seq 1 200); do
+		"$CRAB" admin pair.test >/dev/null 2>&1 && return 0
+		kill -0 "$GW_PID" 2>/dev/null || fail "the gateway exited"
+		sleep 0.05
+	done
+	fail "the gateway did not become ready"
+}
+
+stop_gateway() {
+	local i
+	kill -TERM "$GW_PID"
+	for i in $(seq 1 300); do
+		kill -0 "$GW_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	wait "$GW_PID" || fail "the gateway exited with status $?"
+	GW_PID=""
+}
+
+echo "crab bench: $("$CRAB" version), SQLite (WAL, synchronous=FULL), $(nproc) CPUs"
+
+# ---- startup on a new database (runs the migrations) ----
+"$HELPERS/readytime" -u "$URL" -n 1 -l "$WORK/gateway.log" -- \
+	"$CRAB" gateway -c "$WORK/crab.yaml" >"$WORK/ready-cold" 2>/dev/null ||
+	fail "readytime failed on a new database"
+READY_COLD=$(awk '{ print $2 }' "$WORK/ready-cold")
+
+# ---- load ----
+start_gateway
+TOKEN=$("$CRAB" admin lease.create '{"tenant_id":"bench","scopes":["produce"],"ttl_s":86400}' |
+	jq -er .token) || fail "cannot create a lease"
+sleep 1
+IDLE_BEFORE_ANON=$(mem_kb "$GW_PID" RssAnon)
+IDLE_BEFORE_RSS=$(mem_kb "$GW_PID" VmRSS)
+
+(
+	while kill -0 "$GW_PID" 2>/dev/null; do
+		echo "$(mem_kb "$GW_PID" RssAnon) $(mem_kb "$GW_PID" VmRSS)"
+		sleep 0.1
+	done
+) >"$WORK/mem.samples" &
+SAMPLER_PID=$!
+
+CRAB_BENCH_TOKEN=$TOKEN CRAB_BENCH_PREFIX="b$$" \
+	wrk -t$THREADS -c$CONNS -d"${DURATION}s" --latency -s "$ROOT/t/bench/post.lua" \
+	"$URL/v1/events" >"$WORK/wrk.out" 2>&1 || { cat "$WORK/wrk.out"; fail "wrk failed"; }
+
+kill "$SAMPLER_PID" 2>/dev/null
+wait "$SAMPLER_PID" 2>/dev/null
+SAMPLER_PID=""
+sleep 2
+IDLE_AFTER_ANON=$(mem_kb "$GW_PID" RssAnon)
+IDLE_AFTER_RSS=$(mem_kb "$GW_PID" VmRSS)
+LOAD_ANON=$(awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { print m }' "$WORK/mem.samples")
+LOAD_RSS=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$WORK/mem.samples")
+
+"$CRAB" admin status >"$WORK/status.json" || fail "status failed"
+STORED=$(jq -r .store.rows.inbox "$WORK/status.json")
+COUNTED=$(jq -r .counters.events_accepted "$WORK/status.json")
+stop_gateway
+STORED_FILE=$(sqlite3 "$WORK/data/crab.db" "SELECT count(*) FROM inbox")
+
+wrkval() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/wrk.out"; }
+OK2XX=$(wrkval bench_2xx)
+NON2XX=$(wrkval bench_non2xx)
+SOCKERR=$(wrkval bench_socket_errors)
+DUR_US=$(wrkval bench_duration_us)
+P50=$(wrkval bench_p50_us)
+P99=$(wrkval bench_p99_us)
+PMAX=$(wrkval bench_max_us)
+[ -n "$OK2XX" ] && [ -n "$P99" ] || { cat "$WORK/wrk.out"; fail "no figures from wrk"; }
+
+# ---- startup on the database the load filled ----
+"$HELPERS/readytime" -u "$URL" -n 10 -l "$WORK/gateway.log" -- \
+	"$CRAB" gateway -c "$WORK/crab.yaml" >"$WORK/ready" 2>"$WORK/ready.runs" ||
+	{ cat "$WORK/ready.runs"; fail "readytime failed"; }
+READY=$(awk '{ print $2 }' "$WORK/ready")
+READY_MIN=$(awk '{ print $4 }' "$WORK/ready.runs" | sort -n | head -n 1)
+READY_MAX=$(awk '{ print $4 }' "$WORK/ready.runs" | sort -n | tail -n 1)
+
+RATE=$(awk -v n="$OK2XX" -v us="$DUR_US" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
+P99_MS=$(awk -v u="$P99" 'BEGIN { printf "%.2f", u / 1000 }')
+INFLIGHT=$((STORED - OK2XX))
+
+echo "load: wrk -t$THREADS -c$CONNS -d${DURATION}s, POST /v1/events, a new idempotency key per request"
+printf '%-34s %10s          (target >= 20000: %s)\n' "accepted events/s:" "$RATE" \
+	"$(verdict "$(awk -v r="$RATE" 'BEGIN { print (r >= 20000) }')")"
+printf '%-34s %10s ms       (target < 5 ms: %s; p50 %.2f ms, max %.2f ms)\n' "p99 latency:" \
+	"$P99_MS" "$(verdict "$(awk -v u="$P99" 'BEGIN { print (u < 5000) }')")" \
+	"$(awk -v u="$P50" 'BEGIN { print u / 1000 }')" "$(awk -v u="$PMAX" 'BEGIN { print u / 1000 }')"
+printf '%-34s %10s MiB      (target < 8 MiB: %s)\n' "RssAnon under load (max):" \
+	"$(mib "$LOAD_ANON")" "$(verdict "$((LOAD_ANON < 8192))")"
+printf '%-34s %10s MiB      (shared library pages included)\n' "VmRSS under load (max):" \
+	"$(mib "$LOAD_RSS")"
+printf '%-34s %10s MiB      (target < 4 MiB: %s)\n' "RssAnon idle after the run:" \
+	"$(mib "$IDLE_AFTER_ANON")" "$(verdict "$((IDLE_AFTER_ANON < 4096))")"
+printf '%-34s %10s MiB\n' "VmRSS idle after the run:" "$(mib "$IDLE_AFTER_RSS")"
+printf '%-34s %10s MiB      (VmRSS %s MiB)\n' "RssAnon idle before the run:" \
+	"$(mib "$IDLE_BEFORE_ANON")" "$(mib "$IDLE_BEFORE_RSS")"
+printf '%-34s %10s ms       (target < 50 ms: %s; min %s, max %s)\n' "ready (median of 10 starts):" \
+	"$READY" "$(verdict "$(awk -v r="$READY" 'BEGIN { print (r < 50) }')")" "$READY_MIN" "$READY_MAX"
+printf '%-34s %10s ms\n' "ready, first start (new database):" "$READY_COLD"
+echo "stored events: $STORED (in the file after shutdown: $STORED_FILE, gateway counted $COUNTED)," \
+	"wrk 2xx: $OK2XX, non-2xx: $NON2XX, socket errors: $SOCKERR"
+if [ "$STORED" = "$STORED_FILE" ] && [ "$STORED" = "$COUNTED" ] &&
+	[ "$INFLIGHT" -ge 0 ] && [ "$INFLIGHT" -le "$CONNS" ] && [ "$NON2XX" = 0 ]; then
+	echo "stored = wrk 2xx + $INFLIGHT answered after wrk stopped counting (at most $CONNS in flight): ok"
+else
+	echo "stored events do not match wrk's 2xx ($INFLIGHT extra): MISSED"
+fi
+exit 0
