@@ -64,7 +64,7 @@ HELPERS := \
 REL_OBJ  := $(LIB_SRC:%.c=build/release/%.o)
 TEST_OBJ := $(LIB_SRC:%.c=build/test/%.o)
 
-.PHONY: all run test bench soak clean install
+.PHONY: all run test bench soak fuzz clean install
 all: crab
 
 # The quick start: the gateway on SQLite with the example configuration.
@@ -103,6 +103,25 @@ test: build/test/crab $(UNIT_TESTS:%=build/test/%) $(HELPERS:%=build/release/%)
 
 bench: crab $(HELPERS:%=build/release/%)
 	@t/bench/run.sh
+
+# Fuzzing (clang's libFuzzer): FUZZ_SECONDS each, corpora under build/fuzz/.
+FUZZ_TARGETS := fuzz_envelope fuzz_http
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := $(filter-out -Wno-format-truncation,$(CFLAGS_COMMON)) -Wno-unknown-warning-option -O1 -g -fsanitize=fuzzer,address,undefined
+
+build/fuzz/%: t/fuzz/%.c $(LIB_SRC) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LIBS)
+
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/%)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus-$$t; \
+		echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+		build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus-$$t t/fuzz/seeds-$${t#fuzz_} \
+			2>build/fuzz/$$t.log || { tail -n 40 build/fuzz/$$t.log; exit 1; }; \
+		tail -n 1 build/fuzz/$$t.log; \
+	done
 
 soak: crab
 	@echo "no soak runs yet"

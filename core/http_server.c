@@ -440,14 +440,10 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t outlen)
 	snprintf(out, outlen, "%s:%d", host, port);
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+static void conn_new(struct crab_http_server *srv, evutil_socket_t fd, const char *peer)
 {
-	struct crab_http_server *srv = arg;
 	struct timeval idle = {srv->limits.idle_timeout_s, 0};
 	struct http_conn *c;
-	(void)l;
-	(void)salen;
 
 	if (srv->draining || srv->nconns >= (size_t)srv->limits.max_connections) {
 		evutil_closesocket(fd);
@@ -461,7 +457,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		free(c);
 		return;
 	}
-	format_peer(sa, c->peer, sizeof(c->peer));
+	crab_strlcpy(c->peer, peer, sizeof(c->peer));
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
 	c->state = CONN_READING;
@@ -470,6 +466,23 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_set_timeouts(c->bev, &idle, &idle);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	char peer[64];
+	(void)l;
+	(void)salen;
+
+	format_peer(sa, peer, sizeof(peer));
+	conn_new(arg, fd, peer);
+}
+
+void crab_http_server_adopt(struct crab_http_server *srv, int fd, const char *peer)
+{
+	evutil_make_socket_nonblocking(fd);
+	conn_new(srv, fd, peer);
 }
 
 static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)

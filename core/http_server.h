@@ -43,6 +43,8 @@ struct crab_http_server *crab_http_server_new(struct event_base *base,
  * the bound address is a loopback one. */
 int crab_http_server_listen(struct crab_http_server *srv, const char *host_port,
     int *is_loopback, char *err, size_t errlen);
+/* Serves an already connected socket as if accepted (tests, fuzzing); takes the fd. */
+void crab_http_server_adopt(struct crab_http_server *srv, int fd, const char *peer);
 /* The bound port (useful with port 0). */
 int crab_http_server_port(struct crab_http_server *srv);
 /* Stops accepting and closes idle connections; requests being handled finish. */
