@@ -117,6 +117,14 @@ static int start_checkpointer(struct sq_conn *c, const char *path, char *err, si
 		    c->ckpt_db ? sqlite3_errmsg(c->ckpt_db) : sqlite3_errstr(rc));
 		return -1;
 	}
+	/* A connection learns the database is in WAL mode at its first read; until then
+	 * sqlite3_wal_checkpoint_v2 does nothing and still returns SQLITE_OK. */
+	if (sqlite3_exec(c->ckpt_db, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL, NULL,
+		NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "sqlite: checkpointer \"%s\": %s", path,
+		    sqlite3_errmsg(c->ckpt_db));
+		return -1;
+	}
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->cv, &attr);
