@@ -105,15 +105,21 @@ test_expect_success 'SIGTERM while five posts wait for the store: all five get f
 	hold_store_lock gw 3 &&
 	pids= &&
 	for i in 1 2 3 4 5; do
-		curl -s -o "load/held-$i.body" -w "held-$i %{http_code} %{exitcode}\n" -X POST \
+		curl -s --trace-ascii "load/held-$i.trace" -o "load/held-$i.body" \
+			-w "held-$i %{http_code} %{exitcode}\n" -X POST \
 			-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \
 			--data-binary "$(message "held-$i")" "$GW_URL/v1/events" >"load/held-$i.codes" &
 		pids="$pids $!"
 	done &&
-	sleep 0.5 &&
-	kill -0 $pids &&
+	for i in $(seq 1 100); do
+		[ "$(grep -l "^=> Send data" load/held-*.trace 2>/dev/null | wc -l)" -eq 5 ] && break
+		sleep 0.05
+	done &&
+	grep -l "^=> Send data" load/held-*.trace | wc -l | grep -qx 5 &&
+	sleep 0.2 && kill -0 $pids &&
 	stop_gateway &&
-	wait $pids && wait $LOCK_PID &&
+	for pid in $pids; do wait $pid || echo "curl $pid exited $?"; done &&
+	{ wait $LOCK_PID || echo "the lock holder exited $?"; } &&
 	cat load/held-*.codes &&
 	check_replies load/held-*.codes && test "$LAST_OK" -eq 5
 '
