@@ -24,6 +24,7 @@
 #define MAX_EXTRA_HEADERS 4
 #define LINGER_SECONDS 2
 #define LINGER_MAX_BYTES (8 << 20)
+#define READ_HIGH_WATER (16 << 10) /* input buffered per connection while a request is handled */
 
 enum conn_state {
 	CONN_READING,  /* parsing a request */
@@ -213,6 +214,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 }
 
 static void conn_refuse(struct http_conn *c, const struct crab_error *err);
+static void conn_flush(struct http_conn *c);
 
 static int on_headers_complete(http_parser *p)
 {
@@ -235,8 +237,10 @@ static int on_headers_complete(http_parser *p)
 	{
 		/* Clients such as curl wait a second for this before a larger body. */
 		const char *expect = crab_http_request_header(r, "Expect");
-		if (expect != NULL && strcasecmp(expect, "100-continue") == 0 && p->http_minor >= 1)
+		if (expect != NULL && strcasecmp(expect, "100-continue") == 0 && p->http_minor >= 1) {
 			evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+			conn_flush(c);
+		}
 	}
 	return 0;
 }
@@ -297,6 +301,21 @@ static void write_response(struct http_conn *c, int status, const char *body, si
 		evbuffer_add_printf(out, "%s\r\n", c->req.extra[i]);
 	evbuffer_add_printf(out, "%s\r\n", keep_alive ? "" : "Connection: close\r\n");
 	evbuffer_add(out, body, len);
+}
+
+/* Writes the output now, from the handler, instead of arming the write event for the
+ * next loop turn and disarming it after (two epoll_ctl calls per reply). Only what the
+ * socket does not take at once waits for the write event. */
+static void conn_flush(struct http_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	/* a socket bufferevent keeps its output's start frozen outside its own writes */
+	evbuffer_unfreeze(out, 1);
+	evbuffer_write(out, bufferevent_getfd(c->bev));
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(c->bev, EV_WRITE);
 }
 
 /* Answers an error found by this layer (or by on_head) and closes after the flush. */
@@ -368,7 +387,8 @@ static void conn_parse(struct http_conn *c)
 	}
 	if (c->state == CONN_HANDLING) {
 		struct crab_http_server *srv = c->srv;
-		bufferevent_disable(c->bev, EV_READ);
+		/* Reading stays on (no epoll_ctl pair per request); conn_read_cb leaves what
+		 * comes meanwhile in the input buffer. */
 		srv->inflight++;
 		srv->on_request(&c->req, srv->arg);
 	}
@@ -379,6 +399,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 	struct http_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
+	if (c->state == CONN_HANDLING)
+		return; /* pipelined input waits, bounded by READ_HIGH_WATER */
 	if (c->state != CONN_LINGER) {
 		conn_parse(c);
 		return;
@@ -394,8 +416,11 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	struct http_conn *c = arg;
 	struct timeval linger = {LINGER_SECONDS, 0};
 
-	if (c->state != CONN_CLOSING)
+	if (c->state != CONN_CLOSING) {
+		/* a reply conn_flush could not write at once has gone out */
+		bufferevent_disable(bev, EV_WRITE);
 		return;
+	}
 	if (!c->linger) {
 		conn_free(c);
 		return;
@@ -413,6 +438,11 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 
 	if (c->state == CONN_HANDLING) {
+		/* At EOF (a half-close) or the idle timeout libevent has stopped reading, as the
+		 * handling state used to stop it: the reply still goes out, and reading resumes
+		 * after it (and sees the EOF again, or starts a new idle period). */
+		if ((what & BEV_EVENT_READING) && (what & (BEV_EVENT_EOF | BEV_EVENT_TIMEOUT)))
+			return;
 		/* The handler still owns the request: close when it replies. */
 		c->state = CONN_CLOSING;
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
@@ -465,7 +495,9 @@ static void conn_new(struct crab_http_server *srv, evutil_socket_t fd, const cha
 	srv->nconns++;
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_set_timeouts(c->bev, &idle, &idle);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
+	/* EV_WRITE only while a reply waits for the socket: see conn_flush */
+	bufferevent_enable(c->bev, EV_READ);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -692,8 +724,10 @@ void crab_http_reply(struct crab_http_request *req, int status, const char *body
 	write_response(c, status, body, len, keep_alive);
 	if (!keep_alive) {
 		c->state = CONN_CLOSING;
+		bufferevent_enable(c->bev, EV_WRITE); /* conn_write_cb closes after the flush */
 		return;
 	}
+	conn_flush(c);
 	request_reset(&c->req);
 	c->state = CONN_READING;
 	http_parser_pause(&c->parser, 0);
