@@ -46,6 +46,11 @@ struct sq_conn {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int stop, kick;
+	int in_pass;     /* the checkpointer is copying frames */
+	unsigned passes; /* passes finished */
+	int restarting;  /* the writer is restarting the WAL: no pass may begin */
+	int restart_due;       /* the writer's own: a restart waits for a pass to finish */
+	unsigned restart_after; /* the writer's own: the pass count it waits for */
 	int page_size, kick_pages;
 	int wal_pages, restart_pages; /* the writer's own, no lock */
 };
@@ -70,7 +75,12 @@ static void *checkpointer(void *arg)
 			if (c->stop)
 				break;
 		}
+		while (c->restarting && !c->stop)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->stop)
+			break;
 		c->kick = 0;
+		c->in_pass = 1;
 		pthread_mutex_unlock(&c->mu);
 		/* PASSIVE never waits for the writer or readers; what it cannot copy now it
 		 * copies next time. */
@@ -81,6 +91,8 @@ static void *checkpointer(void *arg)
 			logged = 1; /* once, not every second */
 		}
 		pthread_mutex_lock(&c->mu);
+		c->in_pass = 0;
+		c->passes++;
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
@@ -271,9 +283,30 @@ static int sq_ready(void *conn)
 
 	if (c->wal_pages < c->restart_pages)
 		return 0;
-	/* See RESTART_WAL_BYTES. After RESTART the next transaction writes the WAL from its
-	 * start again. */
+	/* See RESTART_WAL_BYTES. The restart waits until a checkpointer pass that began
+	 * after now has finished, so that only what was committed during that pass is left
+	 * to copy, and it never overlaps a pass (one of the two would fail with
+	 * SQLITE_BUSY, and a restart that fails is put off by another RESTART_WAL_BYTES). */
+	pthread_mutex_lock(&c->mu);
+	if (!c->restart_due) {
+		c->restart_due = 1;
+		c->restart_after = c->passes + 1 + (unsigned)c->in_pass;
+		c->kick = 1;
+		pthread_cond_signal(&c->cv);
+	}
+	if (c->in_pass || (int)(c->passes - c->restart_after) < 0) {
+		pthread_mutex_unlock(&c->mu);
+		return 0;
+	}
+	c->restarting = 1;
+	pthread_mutex_unlock(&c->mu);
+	/* After RESTART the next transaction writes the WAL from its start again. */
 	rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+	pthread_mutex_lock(&c->mu);
+	c->restarting = 0;
+	c->restart_due = 0;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
 	if (rc == SQLITE_OK) {
 		c->wal_pages = 0;
 		c->restart_pages = RESTART_WAL_BYTES / c->page_size;
