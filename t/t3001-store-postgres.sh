@@ -4,9 +4,10 @@ TEST_STORE=postgres
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_ROOT/t/lib/store.sh"
 
-# status_store: the admin status op's "store" object.
+# status_store FILE: the admin status op's "store" object into FILE, which must not end
+# up empty (jq 1.6 -e passes on empty input).
 status_store() {
-	"$CRAB" admin status | jq -c .store
+	"$CRAB" admin status >"$1.status" && jq -c .store "$1.status" >"$1" && test -s "$1"
 }
 
 test_expect_success 'a database default of synchronous_commit=off is set before start' '
@@ -24,7 +25,7 @@ test_expect_success 'the gateway starts on PostgreSQL' '
 '
 
 test_expect_success 'status reads back synchronous_commit=on and fsync=on from the server' '
-	status_store >store.json && cat store.json &&
+	status_store store.json && cat store.json &&
 	jq -e ".driver == \"postgres\" and .synchronous == \"on\" and .fsync == \"on\"
 		and .journal_mode == \"wal\" and .schema_version >= 1" store.json
 '
@@ -74,7 +75,7 @@ test_expect_success 'session_id "new" starts another session, which can then be 
 '
 
 test_expect_success 'status counts the rows PostgreSQL holds' '
-	status_store >store.json &&
+	status_store store.json &&
 	jq -e ".rows.inbox == 4 and .rows.sessions == 2 and .rows.idempotency_keys == 4
 		and .rows.leases == 1" store.json &&
 	test "$(store_sql pg "SELECT count(*) FROM idempotency_keys")" = 4
@@ -104,7 +105,7 @@ test_expect_success 'a DSN naming no database refuses to start, clearly' '
 test_expect_success 'SQLite: status reads back journal_mode wal and synchronous full' '
 	TEST_STORE=sqlite write_gateway_config lite &&
 	start_gateway lite &&
-	status_store >lite.json && cat lite.json &&
+	status_store lite.json && cat lite.json &&
 	jq -e ".driver == \"sqlite\" and .journal_mode == \"wal\" and .synchronous == \"full\"
 		and .fsync == \"on\"" lite.json
 '
