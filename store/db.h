@@ -53,6 +53,8 @@ struct crab_db_ops {
 	/* The last error, one line. */
 	const char *(*error)(void *conn);
 	int (*durability)(void *conn, struct crab_store_durability *out);
+	/* Optional (NULL: nothing to do): frees caches the connection can rebuild. */
+	void (*release_memory)(void *conn);
 };
 
 extern const struct crab_db_ops crab_db_sqlite;

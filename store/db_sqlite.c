@@ -452,6 +452,11 @@ static const char *sq_error(void *conn)
 	return ((struct sq_conn *)conn)->err;
 }
 
+static void sq_release_memory(void *conn)
+{
+	sqlite3_db_release_memory(((struct sq_conn *)conn)->db);
+}
+
 static int sq_durability(void *conn, struct crab_store_durability *out)
 {
 	static const char *const levels[] = {"off", "normal", "full", "extra"};
@@ -492,4 +497,5 @@ const struct crab_db_ops crab_db_sqlite = {
 	.script = sq_script,
 	.error = sq_error,
 	.durability = sq_durability,
+	.release_memory = sq_release_memory,
 };

@@ -112,6 +112,12 @@ int crab_store_durability(struct crab_store *st, struct crab_store_durability *o
 	return fail_msg(st, "durability", st->db.ops->error(st->db.conn));
 }
 
+void crab_store_release_memory(struct crab_store *st)
+{
+	if (st->db.ops->release_memory != NULL)
+		st->db.ops->release_memory(st->db.conn);
+}
+
 /* Transactions and savepoints. The savepoint name is fixed: jobs take one at a time. */
 
 int crab_store_begin(struct crab_store *st)

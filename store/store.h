@@ -47,6 +47,10 @@ struct crab_store_durability {
 };
 int crab_store_durability(struct crab_store *st, struct crab_store_durability *out);
 
+/* Frees what the backend caches and can rebuild (SQLite's page cache); for an idle
+ * store, outside a transaction. */
+void crab_store_release_memory(struct crab_store *st);
+
 /* Transactions. Savepoints nest inside a transaction: one per job of a group commit, so
  * one failing job rolls back only its own writes. */
 int crab_store_begin(struct crab_store *st);
