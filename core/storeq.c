@@ -2,13 +2,17 @@
  * event made active from the worker to wake the loop (libevent_pthreads makes that safe). */
 #include "storeq.h"
 
+#include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "log.h"
 #include "util.h"
 
 #define BATCH_MAX 4096 /* bounds one transaction's size and the loop's reply burst */
+#define IDLE_TRIM_S 1  /* quiet this long after work, caches and free heap go back */
 
 struct crab_storeq {
 	struct crab_store *store;
@@ -55,17 +59,44 @@ static void run_batch(struct crab_store *st, struct crab_store_job *batch)
 	}
 }
 
+/* Waits for work. After a burst the store's page cache stays full and malloc keeps what
+ * the jobs freed (here and on the loop thread) for reuse; once nothing has come for
+ * IDLE_TRIM_S both go back to the system, so that an idle gateway's private memory
+ * stays small. Called and returns with the lock held. */
+static void wait_for_work(struct crab_storeq *q, int *worked)
+{
+	struct timespec until;
+
+	while (q->todo_head == NULL && !q->stop) {
+		if (!*worked) {
+			pthread_cond_wait(&q->wake, &q->lock);
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += IDLE_TRIM_S;
+		if (pthread_cond_timedwait(&q->wake, &q->lock, &until) == ETIMEDOUT &&
+		    q->todo_head == NULL) {
+			*worked = 0;
+			pthread_mutex_unlock(&q->lock);
+			crab_store_release_memory(q->store);
+			malloc_trim(0);
+			pthread_mutex_lock(&q->lock);
+		}
+	}
+	*worked = 1;
+}
+
 static void *worker_main(void *arg)
 {
 	struct crab_storeq *q = arg;
+	int worked = 0;
 
 	for (;;) {
 		struct crab_store_job *batch, **cut;
 		int n = 0;
 
 		pthread_mutex_lock(&q->lock);
-		while (q->todo_head == NULL && !q->stop)
-			pthread_cond_wait(&q->wake, &q->lock);
+		wait_for_work(q, &worked);
 		if (q->todo_head == NULL) { /* stopping, and nothing left to do */
 			pthread_mutex_unlock(&q->lock);
 			return NULL;
@@ -117,7 +148,13 @@ struct crab_storeq *crab_storeq_new(struct event_base *base, struct crab_store *
 	q->todo_tail = &q->todo_head;
 	q->done_tail = &q->done_head;
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_cond_init(&q->wake, NULL);
+	{
+		pthread_condattr_t attr;
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&q->wake, &attr);
+		pthread_condattr_destroy(&attr);
+	}
 	q->done_ev = event_new(base, -1, 0, done_cb, q);
 	if (pthread_create(&q->thread, NULL, worker_main, q) != 0)
 		fatalx("cannot start the store worker thread");
