@@ -82,6 +82,25 @@ verdict() {
 	if [ "$1" = 1 ]; then echo "ok"; else echo "MISSED"; fi
 }
 
+# CPU accounting in clock ticks, to tell what the gateway costs per event and how much
+# of the machine other processes took during the run (the figures depend on it).
+CLK_TCK=$(getconf CLK_TCK)
+machine_ticks() { # "busy total" over all CPUs
+	local _cpu u n s i io irq sirq st
+	read -r _cpu u n s i io irq sirq st _ </proc/stat
+	echo "$((u + n + s + irq + sirq + st)) $((u + n + s + i + io + irq + sirq + st))"
+}
+proc_ticks() { # utime + stime of PID, every thread
+	local f
+	read -r -a f <"/proc/$1/stat"
+	echo $((f[13] + f[14]))
+}
+children_ticks() { # user + system time in the output of `times` (run in this shell, not in $())
+	awk -v hz="$CLK_TCK" 'NR == 2 {
+		split($1, u, "m"); split($2, s, "m")
+		printf "%d", ((u[1] * 60 + u[2]) + (s[1] * 60 + s[2])) * hz }' "$1"
+}
+
 start_gateway() {
 	local i
 	"$CRAB" gateway -c "$WORK/crab.yaml" >>"$WORK/gateway.log" 2>&1 &
@@ -140,9 +159,17 @@ mkfifo "$WORK/never"
 ) >"$WORK/mem.samples" 2>/dev/null &
 SAMPLER_PID=$!
 
+CPU0_MACHINE=$(machine_ticks)
+CPU0_GW=$(proc_ticks "$GW_PID")
+times >"$WORK/times0"
+CPU0_CHILDREN=$(children_ticks "$WORK/times0")
 CRAB_BENCH_TOKEN=$TOKEN CRAB_BENCH_PREFIX="b$$" \
 	wrk -t$THREADS -c$CONNS -d"${DURATION}s" --latency -s "$ROOT/t/bench/post.lua" \
 	"$URL/v1/events" >"$WORK/wrk.out" 2>&1 || { cat "$WORK/wrk.out"; fail "wrk failed"; }
+CPU1_MACHINE=$(machine_ticks)
+CPU1_GW=$(proc_ticks "$GW_PID")
+times >"$WORK/times1"
+CPU1_CHILDREN=$(children_ticks "$WORK/times1")
 
 kill "$SAMPLER_PID" 2>/dev/null
 wait "$SAMPLER_PID" 2>/dev/null
@@ -182,6 +209,16 @@ P99_MS=$(awk -v u="$P99" 'BEGIN { printf "%.2f", u / 1000 }')
 INFLIGHT=$((STORED - OK2XX))
 
 echo "load: wrk -t$THREADS -c$CONNS -d${DURATION}s, POST /v1/events, a new idempotency key per request"
+read -r BUSY0 TOTAL0 <<<"$CPU0_MACHINE"
+read -r BUSY1 TOTAL1 <<<"$CPU1_MACHINE"
+GW_TICKS=$((CPU1_GW - CPU0_GW))
+WRK_TICKS=$((CPU1_CHILDREN - CPU0_CHILDREN))
+awk -v b=$((BUSY1 - BUSY0)) -v t=$((TOTAL1 - TOTAL0)) -v gw="$GW_TICKS" -v wrk="$WRK_TICKS" \
+	-v n="$OK2XX" -v hz="$CLK_TCK" 'BEGIN {
+	o = b - gw - wrk; if (o < 0) o = 0
+	printf "machine during the run: gateway %.0f%%, wrk %.0f%%, other processes %.0f%%, idle %.0f%% (of all CPUs)\n",
+		100 * gw / t, 100 * wrk / t, 100 * o / t, 100 * (t - b) / t
+	printf "gateway CPU per accepted event: %.1f us (all threads)\n", gw / hz * 1e6 / n }'
 printf '%-34s %10s          (target >= 20000: %s)\n' "accepted events/s:" "$RATE" \
 	"$(verdict "$(awk -v r="$RATE" 'BEGIN { print (r >= 20000) }')")"
 printf '%-34s %10s ms       (target < 5 ms: %s; p50 %.2f ms, max %.2f ms)\n' "p99 latency:" \
