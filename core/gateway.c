@@ -84,7 +84,10 @@ static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	if (crab_http_server_inflight(gw->http) == 0 && crab_storeq_pending(gw->storeq) == 0) {
+	/* Connections too: a reply written during the drain is only queued until the loop
+	 * flushes it, and leaving the loop earlier drops it. */
+	if (crab_http_server_inflight(gw->http) == 0 && crab_storeq_pending(gw->storeq) == 0 &&
+	    crab_http_server_connections(gw->http) == 0) {
 		event_base_loopexit(gw->base, NULL);
 		return;
 	}
