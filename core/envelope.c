@@ -247,7 +247,7 @@ int crab_envelope_parse(const char *body, size_t len, struct crab_envelope *out,
 
 	memset(out, 0, sizeof(*out));
 	/* jansson rejects invalid UTF-8 and \u0000 in strings by default. */
-	env = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	env = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (env == NULL) {
 		crab_error_set(err, "invalid_json", NULL, "the body is not valid JSON: %s",
 		    jerr.text);

@@ -71,6 +71,7 @@ static void test_refused(void)
 	    "invalid UTF-8 is invalid_json");
 	refused("{\"type\":\"a\",\"type\":\"b\"}", "invalid_json", "", "duplicate keys are refused");
 	refused("[1,2]", "invalid_envelope", "", "an array is not an envelope");
+	refused("\"hello\"", "invalid_envelope", "", "a JSON string is not an envelope");
 	refused("{\"text\":\"hi\"}", "invalid_envelope", "type", "type is required");
 	refused("{\"type\":7}", "invalid_envelope", "type", "type must be a string");
 	refused("{\"type\":\"x.unknown\"}", "unknown_event_type", "type", "unknown types are refused");
