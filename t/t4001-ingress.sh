@@ -50,6 +50,20 @@ status_http() {
 	"$CRAB" admin status | jq -r ".http.$1"
 }
 
+# expect_envelope_faults "FIELD|JQ-FILTER"...: each filter, applied to a good message, must
+# be answered 400 invalid_envelope naming FIELD.
+expect_envelope_faults() {
+	local case field filter bad=
+	for case in "$@"; do
+		field=${case%%|*} filter=${case#*|}
+		post_event "$TOKEN" "$(message 0 | jq -c "$filter")" >/dev/null &&
+		expect_status 400 invalid_envelope &&
+		jq -e --arg f "$field" ".error.field == \$f" "$TRASH/reply" >/dev/null ||
+			{ echo "case $field: $(cat "$TRASH/reply")"; bad=1; }
+	done
+	test -z "$bad"
+}
+
 test_expect_success 'the gateway starts, a produce lease is made' '
 	write_gateway_config gw "limits:" "  idle_timeout_s: 2" &&
 	start_gateway gw &&
@@ -100,38 +114,24 @@ test_expect_success 'malformed JSON is 400 invalid_json' '
 '
 
 test_expect_success 'wrong field types are 400 invalid_envelope naming the field' '
-	bad= &&
-	for case in "type|.type = 5" "source|.source = \"telegram\"" \
+	cases=("type|.type = 5" "source|.source = \"telegram\"" \
 		"source.platform|.source.platform = 7" "source.channel_id|.source.channel_id = -100123" \
 		"source.actor_id|.source.actor_id = {}" "source.message_id|.source.message_id = 981" \
 		"text|.text = [\"hi\"]" "attachments|.attachments = \"p.png\"" \
 		"attachments[0]|.attachments = [1]" "session_id|.session_id = 5" \
 		"idempotency_key|.idempotency_key = true" "metadata|.metadata = []" \
 		"target|.target = \"x\"" "occurred_at|.occurred_at = \"yesterday\""
-	do
-		field=${case%%|*} filter=${case#*|}
-		post_event "$TOKEN" "$(message 0 | jq -c "$filter")" >/dev/null &&
-		expect_status 400 invalid_envelope &&
-		jq -e --arg f "$field" ".error.field == \$f" "$TRASH/reply" >/dev/null ||
-			{ echo "case $field: $(cat "$TRASH/reply")"; bad=1; }
-	done
-	test -z "$bad" && serving
+	) &&
+	expect_envelope_faults "${cases[@]}" && serving
 '
 
 test_expect_success 'missing required fields are 400 invalid_envelope naming the field' '
-	bad= &&
-	for case in "type|del(.type)" "source|del(.source)" \
+	cases=("type|del(.type)" "source|del(.source)" \
 		"source.platform|del(.source.platform)" "source.channel_id|del(.source.channel_id)" \
 		"source.actor_id|del(.source.actor_id)" "text|del(.text)" "text|.text = \"\"" \
 		"text|.text = null | .attachments = []"
-	do
-		field=${case%%|*} filter=${case#*|}
-		post_event "$TOKEN" "$(message 0 | jq -c "$filter")" >/dev/null &&
-		expect_status 400 invalid_envelope &&
-		jq -e --arg f "$field" ".error.field == \$f" "$TRASH/reply" >/dev/null ||
-			{ echo "case $field: $(cat "$TRASH/reply")"; bad=1; }
-	done
-	test -z "$bad" && serving
+	) &&
+	expect_envelope_faults "${cases[@]}" && serving
 '
 
 test_expect_success 'an unknown event type is 400 unknown_event_type' '
