@@ -1,6 +1,7 @@
 # Crabstack: one `crab` binary. `make` builds ./crab; `make test` builds with
 # AddressSanitizer and UndefinedBehaviorSanitizer and runs every test; `make bench`
-# prints the performance figures. V=1 shows the commands.
+# prints the performance figures; `make static` builds ./crab-static and
+# `make test-static` runs the shell tests on it. V=1 shows the commands.
 
 CC      ?= cc
 PKGS    := libevent libevent_pthreads sqlite3 libpq libfyaml jansson libcurl libssl libcrypto
@@ -11,6 +12,16 @@ WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wvla -Wwrite-strings -Wfor
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE $(WARN) -fvisibility=hidden -I. \
                  $(shell pkg-config --cflags $(PKGS))
 LIBS    := $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lpthread -ldl
+
+# `make static` (crab-static, the same libraries as LIBS): those whose static archive
+# Debian 12 ships, and whose own dependencies are all static archives or glibc too, are
+# linked in. The rest of PKGS stays shared: libpq and libcurl (their dependencies include
+# libgssapi_krb5, which Debian ships no .a of), libssl and libcrypto (libpq.so and
+# libcurl.so load them anyway), and glibc, so that dlopen() keeps working. See "Static
+# build" in README.md.
+STATIC_PKGS := libevent libevent_pthreads sqlite3 libfyaml jansson
+STATIC_LIBS := -Wl,-Bstatic $(shell pkg-config --libs $(STATIC_PKGS)) -lhttp_parser -Wl,-Bdynamic \
+               $(shell pkg-config --libs $(filter-out $(STATIC_PKGS),$(PKGS))) -lm -lpthread -ldl
 
 RELEASE_CFLAGS := $(CFLAGS_COMMON) -O2 -g
 TEST_CFLAGS    := $(CFLAGS_COMMON) -O1 -g -fno-omit-frame-pointer -DCRAB_TEST_HOOKS \
@@ -33,14 +44,20 @@ CORE_SRC := \
 	core/envelope.c \
 	core/config.c \
 	core/http_server.c \
+	core/http_client.c \
 	core/storeq.c \
 	core/lease.c \
 	core/ingress.c \
 	core/admin.c \
+	core/admin_modules.c \
 	core/admin_client.c \
 	core/gateway.c \
 	core/cli_pair.c \
-	core/cli_event.c
+	core/cli_event.c \
+	core/cli_modules.c \
+	core/modules.c \
+	core/module_host.c \
+	core/builtin_modules.c
 
 STORE_SRC := \
 	store/store.c \
@@ -48,13 +65,18 @@ STORE_SRC := \
 	store/db_sqlite.c \
 	store/db_postgres.c
 
-LIB_SRC := $(CORE_SRC) $(STORE_SRC)
+# Built-in modules: the same sources a .so would be made of, compiled with -DCRAB_BUILTIN.
+BUILTIN_SRC := \
+	modules/echo/echo.c
+
+LIB_SRC := $(CORE_SRC) $(STORE_SRC) $(BUILTIN_SRC)
 
 UNIT_TESTS := \
 	t/unit/test_util \
 	t/unit/test_envelope \
 	t/unit/test_lease \
 	t/unit/test_http \
+	t/unit/test_http_client \
 	t/unit/test_store
 
 HELPERS := \
@@ -64,7 +86,7 @@ HELPERS := \
 REL_OBJ  := $(LIB_SRC:%.c=build/release/%.o)
 TEST_OBJ := $(LIB_SRC:%.c=build/test/%.o)
 
-.PHONY: all run test bench soak fuzz clean install
+.PHONY: all run test bench soak fuzz clean install static test-static
 all: crab
 
 # The quick start: the gateway on SQLite with the example configuration.
@@ -75,15 +97,24 @@ crab: $(REL_OBJ) build/release/crab.o
 	@echo "  LD      $@"
 	$(Q)$(CC) -o $@ $^ $(LIBS)
 
+# The same release objects as crab, linked against the static archives.
+static: crab-static
+
+crab-static: $(REL_OBJ) build/release/crab.o
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $^ $(STATIC_LIBS)
+
+build/release/modules/%.o build/test/modules/%.o: MODULE_CFLAGS := -DCRAB_BUILTIN
+
 build/release/%.o: %.c $(wildcard */*.h) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(RELEASE_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(RELEASE_CFLAGS) $(MODULE_CFLAGS) -c -o $@ $<
 
 build/test/%.o: %.c $(wildcard */*.h) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC-SAN  $<"
-	$(Q)$(CC) $(TEST_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(TEST_CFLAGS) $(MODULE_CFLAGS) -c -o $@ $<
 
 build/test/crab: $(TEST_OBJ) build/test/crab.o
 	@echo "  LD-SAN  $@"
@@ -100,6 +131,11 @@ build/release/t/helpers/%: t/helpers/%.c Makefile
 
 test: build/test/crab $(UNIT_TESTS:%=build/test/%) $(HELPERS:%=build/release/%)
 	@t/run.sh
+
+# The shell tests on crab-static (no unit tests: those are sanitizer builds). Checks
+# that need the test-only admin op clock.advance are skipped: crab-static has none.
+test-static: crab-static $(HELPERS:%=build/release/%)
+	@CRAB=$(CURDIR)/crab-static t/run.sh --integration-only
 
 bench: crab $(HELPERS:%=build/release/%)
 	@t/bench/run.sh
@@ -134,4 +170,4 @@ install: crab
 PREFIX ?= /usr/local
 
 clean:
-	rm -rf build crab
+	rm -rf build crab crab-static

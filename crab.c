@@ -20,6 +20,7 @@ static const struct command {
 	{"event", crab_cli_event_main, "event send <text>: post one chat message to the gateway"},
 	{"pair", crab_cli_pair_main, "pair test: check the gateway over the admin socket"},
 	{"admin", crab_cli_admin_main, "admin OP [ARGS]: call one admin-socket operation"},
+	{"modules", crab_cli_modules_main, "list the modules the gateway has loaded"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "print this help"},
 };

@@ -2,6 +2,7 @@
  * run as store jobs and answer when the job is done; a connection that closes meanwhile
  * is freed once its last call has answered. */
 #include "admin.h"
+#include "admin_ops.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -40,11 +41,6 @@ struct admin_conn {
 	int closed;
 };
 
-struct admin_call {
-	struct admin_conn *conn;
-	json_t *id;
-	struct crab_gateway *gw;
-};
 
 /* ---- connections and replies ---- */
 
@@ -91,15 +87,12 @@ static void call_finish(struct admin_call *call, json_t *msg)
 	free(call);
 }
 
-static void reply_ok(struct admin_call *call, json_t *result)
+void crab_admin_reply_ok(struct admin_call *call, json_t *result)
 {
 	call_finish(call, json_pack("{s:O, s:b, s:o}", "id", call->id, "ok", 1, "result", result));
 }
 
-static void reply_error(struct admin_call *call, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void reply_error(struct admin_call *call, const char *code, const char *fmt, ...)
+void crab_admin_reply_error(struct admin_call *call, const char *code, const char *fmt, ...)
 {
 	struct crab_error err;
 	va_list ap;
@@ -127,7 +120,7 @@ static void op_pair_test(struct admin_call *call, json_t *args)
 	json_t *r = gateway_summary(call->gw);
 	(void)args;
 	json_object_set_new(r, "status", json_string(call->gw->draining ? "draining" : "ok"));
-	reply_ok(call, r);
+	crab_admin_reply_ok(call, r);
 }
 
 struct status_job {
@@ -162,7 +155,7 @@ static void status_done(struct crab_store_job *job, enum crab_job_status status)
 	json_t *r, *counts;
 
 	if (status != CRAB_JOB_OK) {
-		reply_error(j->call, "store_unavailable", "the store did not answer");
+		crab_admin_reply_error(j->call, "store_unavailable", "the store did not answer");
 		free(j);
 		return;
 	}
@@ -186,7 +179,7 @@ static void status_done(struct crab_store_job *job, enum crab_job_status status)
 	    "connections", (json_int_t)crab_http_server_connections(gw->http),
 	    "inflight", (json_int_t)crab_http_server_inflight(gw->http)));
 	json_object_set_new(r, "leases_live", json_integer((json_int_t)crab_lease_table_count(gw->leases)));
-	reply_ok(j->call, r);
+	crab_admin_reply_ok(j->call, r);
 	free(j);
 }
 
@@ -232,10 +225,10 @@ static void lease_create_done(struct crab_store_job *job, enum crab_job_status s
 	json_t *r;
 
 	if (j->session_missing) {
-		reply_error(j->call, "session_forbidden", "session '%s' is not one of tenant '%s'",
+		crab_admin_reply_error(j->call, "session_forbidden", "session '%s' is not one of tenant '%s'",
 		    j->row.session_id, j->row.tenant_id);
 	} else if (status != CRAB_JOB_OK) {
-		reply_error(j->call, "store_unavailable", "the lease could not be stored");
+		crab_admin_reply_error(j->call, "store_unavailable", "the lease could not be stored");
 	} else {
 		struct crab_lease *l = crab_lease_from_row(&j->row);
 		if (l != NULL)
@@ -248,7 +241,7 @@ static void lease_create_done(struct crab_store_job *job, enum crab_job_status s
 		if (j->row.session_id[0])
 			json_object_set_new(r, "session_id", json_string(j->row.session_id));
 		log_info("lease %s created for tenant %s", j->row.id, j->row.tenant_id);
-		reply_ok(j->call, r);
+		crab_admin_reply_ok(j->call, r);
 	}
 	OPENSSL_cleanse(j->token, sizeof(j->token)); /* the only copy of the secret */
 	free(j);
@@ -281,25 +274,25 @@ static void op_lease_create(struct admin_call *call, json_t *args)
 	agent = arg_string(args, "agent_id", 256, &bad);
 	session = arg_string(args, "session_id", 64, &bad);
 	if (tenant == NULL || bad) {
-		reply_error(call, "invalid_args", "tenant_id (a tenant or \"*\") is required; "
+		crab_admin_reply_error(call, "invalid_args", "tenant_id (a tenant or \"*\") is required; "
 		    "agent_id and session_id are optional strings");
 		return;
 	}
 	if (crab_lease_scopes_parse(json_object_get(args, "scopes"), &scopes) != 0) {
-		reply_error(call, "invalid_args", "scopes must list \"produce\" and/or \"subscribe\"");
+		crab_admin_reply_error(call, "invalid_args", "scopes must list \"produce\" and/or \"subscribe\"");
 		return;
 	}
 	if (ttl != NULL && (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
 			       json_integer_value(ttl) > 30 * 86400)) {
-		reply_error(call, "invalid_args", "ttl_s must be a whole number of seconds, 1 to 2592000");
+		crab_admin_reply_error(call, "invalid_args", "ttl_s must be a whole number of seconds, 1 to 2592000");
 		return;
 	}
 	if (bound != NULL && !json_is_boolean(bound)) {
-		reply_error(call, "invalid_args", "connection_bound must be true or false");
+		crab_admin_reply_error(call, "invalid_args", "connection_bound must be true or false");
 		return;
 	}
 	if (session != NULL && strcmp(session, "new") == 0) {
-		reply_error(call, "invalid_args",
+		crab_admin_reply_error(call, "invalid_args",
 		    "session_id \"new\" leases are not supported yet; name an existing session");
 		return;
 	}
@@ -334,13 +327,13 @@ static void lease_revoke_done(struct crab_store_job *job, enum crab_job_status s
 	struct lease_job *j = (struct lease_job *)job;
 
 	if (status != CRAB_JOB_OK) {
-		reply_error(j->call, "store_unavailable", "the lease could not be revoked");
+		crab_admin_reply_error(j->call, "store_unavailable", "the lease could not be revoked");
 	} else if (!j->revoked) {
-		reply_error(j->call, "not_found", "no live lease '%s'", j->row.id);
+		crab_admin_reply_error(j->call, "not_found", "no live lease '%s'", j->row.id);
 	} else {
 		crab_lease_table_remove(j->call->gw->leases, j->row.id);
 		log_info("lease %s revoked", j->row.id);
-		reply_ok(j->call, json_pack("{s:s, s:b}", "lease_id", j->row.id, "revoked", 1));
+		crab_admin_reply_ok(j->call, json_pack("{s:s, s:b}", "lease_id", j->row.id, "revoked", 1));
 	}
 	free(j);
 }
@@ -352,7 +345,7 @@ static void op_lease_revoke(struct admin_call *call, json_t *args)
 	struct lease_job *j;
 
 	if (id == NULL || bad) {
-		reply_error(call, "invalid_args", "lease_id is required");
+		crab_admin_reply_error(call, "invalid_args", "lease_id is required");
 		return;
 	}
 	j = xcalloc(1, sizeof(*j));
@@ -367,9 +360,9 @@ static void retention_done(void *arg, int64_t pruned)
 {
 	struct admin_call *call = arg;
 	if (pruned < 0)
-		reply_error(call, "store_unavailable", "retention could not run");
+		crab_admin_reply_error(call, "store_unavailable", "retention could not run");
 	else
-		reply_ok(call, json_pack("{s:I}", "pruned_idempotency_keys", (json_int_t)pruned));
+		crab_admin_reply_ok(call, json_pack("{s:I}", "pruned_idempotency_keys", (json_int_t)pruned));
 }
 
 static void op_retention_run(struct admin_call *call, json_t *args)
@@ -386,12 +379,12 @@ static void op_clock_advance(struct admin_call *call, json_t *args)
 	char now[32];
 
 	if (!json_is_integer(ms) || json_integer_value(ms) < 0) {
-		reply_error(call, "invalid_args", "ms must be a non-negative whole number");
+		crab_admin_reply_error(call, "invalid_args", "ms must be a non-negative whole number");
 		return;
 	}
 	crab_clock_advance(json_integer_value(ms));
 	crab_clock_format(crab_clock_now_ms(), now, sizeof(now));
-	reply_ok(call, json_pack("{s:s}", "now", now));
+	crab_admin_reply_ok(call, json_pack("{s:s}", "now", now));
 }
 #endif
 
@@ -404,6 +397,8 @@ static const struct {
 	{"lease.create", op_lease_create},
 	{"lease.revoke", op_lease_revoke},
 	{"retention.run", op_retention_run},
+	{"modules.list", crab_admin_op_modules_list},
+	{"model.test", crab_admin_op_model_test},
 #ifdef CRAB_TEST_HOOKS
 	{"clock.advance", op_clock_advance},
 #endif
@@ -424,7 +419,7 @@ static void handle_line(struct admin_conn *c, const char *line, size_t len)
 	c->calls++;
 	if (msg == NULL || !json_is_object(msg)) {
 		call->id = json_null();
-		reply_error(call, "invalid_json", "each line must be one JSON object");
+		crab_admin_reply_error(call, "invalid_json", "each line must be one JSON object");
 		json_decref(msg);
 		return;
 	}
@@ -432,7 +427,7 @@ static void handle_line(struct admin_conn *c, const char *line, size_t len)
 	op = json_string_value(json_object_get(msg, "op"));
 	args = json_object_get(msg, "args");
 	if (args != NULL && !json_is_object(args)) {
-		reply_error(call, "invalid_args", "args must be an object");
+		crab_admin_reply_error(call, "invalid_args", "args must be an object");
 		goto out;
 	}
 	for (size_t i = 0; op != NULL && i < CRAB_ARRAY_LEN(ops); i++) {
@@ -443,7 +438,7 @@ static void handle_line(struct admin_conn *c, const char *line, size_t len)
 			goto out;
 		}
 	}
-	reply_error(call, "unknown_op", "unknown operation '%.64s'", op ? op : "(none)");
+	crab_admin_reply_error(call, "unknown_op", "unknown operation '%.64s'", op ? op : "(none)");
 out:
 	json_decref(msg);
 }

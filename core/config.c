@@ -4,6 +4,7 @@
 
 #include <libfyaml.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,126 @@ static void load_section(struct loader *ld, const struct section *sec, struct fy
 	}
 }
 
+/* A YAML node as JSON: mappings, sequences, and scalars as strings, except plain
+ * scalars that read as integers or booleans. Modules get their config this way. */
+static json_t *yaml_to_json(struct fy_node *n)
+{
+	struct fy_node_pair *pair;
+	struct fy_node *item;
+	void *iter = NULL;
+	json_t *out;
+	char *text;
+	int64_t v;
+
+	switch (fy_node_get_type(n)) {
+	case FYNT_MAPPING:
+		out = json_object();
+		while ((pair = fy_node_mapping_iterate(n, &iter)) != NULL) {
+			char *key = scalar_dup(fy_node_pair_key(pair));
+			if (key != NULL)
+				json_object_set_new(out, key, yaml_to_json(fy_node_pair_value(pair)));
+			free(key);
+		}
+		return out;
+	case FYNT_SEQUENCE:
+		out = json_array();
+		while ((item = fy_node_sequence_iterate(n, &iter)) != NULL)
+			json_array_append_new(out, yaml_to_json(item));
+		return out;
+	default:
+		if ((text = scalar_dup(n)) == NULL)
+			return json_null();
+		if (fy_node_get_style(n) == FYNS_PLAIN) {
+			if (crab_parse_int64(text, INT64_MIN, INT64_MAX, &v) == 0)
+				out = json_integer(v);
+			else if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0)
+				out = json_boolean(text[0] == 't');
+			else
+				out = json_string(text);
+		} else {
+			out = json_string(text);
+		}
+		free(text);
+		return out ? out : json_null();
+	}
+}
+
+/* One modules.load entry: "path.so" or {path, required, config}. */
+static void load_module_entry(struct loader *ld, struct fy_node *n)
+{
+	struct crab_config *cfg = ld->cfg;
+	struct crab_config_module *m;
+	struct fy_node *path = n, *req = NULL, *conf = NULL;
+	struct fy_node_pair *pair;
+	void *iter = NULL;
+	char *text;
+
+	if (fy_node_get_type(n) == FYNT_MAPPING) {
+		path = NULL;
+		while ((pair = fy_node_mapping_iterate(n, &iter)) != NULL) {
+			struct fy_node *key = fy_node_pair_key(pair);
+			char *name = scalar_dup(key);
+			if (name != NULL && strcmp(name, "path") == 0)
+				path = fy_node_pair_value(pair);
+			else if (name != NULL && strcmp(name, "required") == 0)
+				req = fy_node_pair_value(pair);
+			else if (name != NULL && strcmp(name, "config") == 0)
+				conf = fy_node_pair_value(pair);
+			else
+				report(ld, key, "unknown key '%s' in a modules.load entry%s",
+				    name ? name : "?", "");
+			free(name);
+		}
+	}
+	if (path == NULL || fy_node_get_type(path) != FYNT_SCALAR) {
+		report(ld, n, "a modules.load entry needs a path%s%s", "", "");
+		return;
+	}
+	cfg->modules = xrealloc(cfg->modules, (cfg->nmodules + 1) * sizeof(*cfg->modules));
+	m = &cfg->modules[cfg->nmodules++];
+	text = scalar_dup(path);
+	m->path = crab_config_resolve(cfg, text);
+	free(text);
+	m->required = 0;
+	if (req != NULL) {
+		text = scalar_dup(req);
+		if (text != NULL && (strcmp(text, "true") == 0 || strcmp(text, "false") == 0))
+			m->required = text[0] == 't';
+		else
+			report(ld, req, "'required' must be true or false, not '%s'%s", text ? text : "?", "");
+		free(text);
+	}
+	m->config = conf != NULL ? yaml_to_json(conf) : json_object();
+	if (!json_is_object(m->config))
+		report(ld, conf, "a module's config must be a mapping%s%s", "", "");
+}
+
+static void load_modules(struct loader *ld, struct fy_node *map, struct fy_node *at)
+{
+	struct fy_node_pair *pair;
+	void *iter = NULL;
+
+	if (fy_node_get_type(map) != FYNT_MAPPING) {
+		report(ld, at, "'modules' must be a mapping%s%s", "", "");
+		return;
+	}
+	while ((pair = fy_node_mapping_iterate(map, &iter)) != NULL) {
+		struct fy_node *key = fy_node_pair_key(pair), *val = fy_node_pair_value(pair);
+		char *name = scalar_dup(key);
+		struct fy_node *item;
+		void *it = NULL;
+
+		if (name == NULL || strcmp(name, "load") != 0)
+			report(ld, key, "unknown key '%s' in 'modules'%s", name ? name : "?", "");
+		else if (fy_node_get_type(val) != FYNT_SEQUENCE)
+			report(ld, key, "'modules.load' must be a list%s%s", "", "");
+		else
+			while ((item = fy_node_sequence_iterate(val, &it)) != NULL)
+				load_module_entry(ld, item);
+		free(name);
+	}
+}
+
 static void set_defaults(struct crab_config *cfg)
 {
 	cfg->listen = xstrdup("127.0.0.1:8640");
@@ -262,7 +383,9 @@ struct crab_config *crab_config_load(const char *path, FILE *errf)
 			if (strcmp(sections[i].name, name) == 0)
 				break;
 		}
-		if (name == NULL || i == CRAB_ARRAY_LEN(sections))
+		if (name != NULL && strcmp(name, "modules") == 0)
+			load_modules(&ld, fy_node_pair_value(pair), key);
+		else if (name == NULL || i == CRAB_ARRAY_LEN(sections))
 			report(&ld, key, "unknown section '%s'%s", name ? name : "?", "");
 		else
 			load_section(&ld, &sections[i], fy_node_pair_value(pair), key);
@@ -322,5 +445,10 @@ void crab_config_free(struct crab_config *cfg)
 	free(cfg->store.path);
 	free(cfg->store.dsn_env);
 	free(cfg->store.dsn_file);
+	for (size_t i = 0; i < cfg->nmodules; i++) {
+		free(cfg->modules[i].path);
+		json_decref(cfg->modules[i].config);
+	}
+	free(cfg->modules);
 	free(cfg);
 }

@@ -4,8 +4,17 @@
 #ifndef CRAB_CONFIG_H
 #define CRAB_CONFIG_H
 
+#include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+/* One entry of modules.load: a .so to load, and its own YAML node as JSON. */
+struct crab_config_module {
+	char *path;     /* resolved against the config file's directory */
+	int required;   /* refusing it stops the role */
+	json_t *config; /* the entry's config: node ({} when none) */
+};
 
 struct crab_config {
 	char *path;          /* the file it came from */
@@ -36,6 +45,9 @@ struct crab_config {
 		int64_t idempotency_days;
 		int64_t interval_s;
 	} retention;
+
+	struct crab_config_module *modules;
+	size_t nmodules;
 };
 
 /* Loads and validates path. Returns NULL after printing every error to errf. */

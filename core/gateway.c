@@ -18,6 +18,8 @@
 
 #include "admin.h"
 #include "clock.h"
+#include "http_client.h"
+#include "modules.h"
 #include "log.h"
 #include "util.h"
 #include "version.h"
@@ -271,6 +273,67 @@ static int parse_args(int argc, char **argv, const char **config)
 	return 0;
 }
 
+/* ---- modules ---- */
+
+struct module_emit {
+	void (*done)(void *arg, int status, const char *answer, size_t len);
+	void *arg;
+};
+
+static void module_emit_answer(void *arg, int status, const char *body, size_t len)
+{
+	struct module_emit *e = arg;
+	if (e->done != NULL)
+		e->done(e->arg, status, body, len);
+	free(e);
+}
+
+/* host->emit_event: modules are the operator's own code, trusted like a peer with
+ * produce_internal, so their envelopes name their tenant and agent. */
+static int module_emit(void *role, const char *module, const char *envelope, size_t len,
+    void (*done)(void *arg, int status, const char *answer, size_t len), void *arg)
+{
+	struct crab_gateway *gw = role;
+	struct module_emit *e = xcalloc(1, sizeof(*e));
+	char id[96];
+	struct crab_ingest_producer p = {.id = id, .trusted = 1};
+
+	if (gw->draining) {
+		free(e);
+		return -1;
+	}
+	snprintf(id, sizeof(id), "module:%s", module);
+	e->done = done;
+	e->arg = arg;
+	crab_ingest(gw, envelope, len, &p, module_emit_answer, e);
+	return 0;
+}
+
+static int load_modules(struct crab_gateway *gw, char *err, size_t errlen)
+{
+	struct crab_registry_services svc = {
+		.storeq = gw->storeq, .http = gw->http_client, .emit = module_emit, .role = gw,
+		.role_name = "gateway",
+	};
+
+	gw->modules = crab_registry_new(gw->base, &svc);
+	if (crab_registry_add_builtins(gw->modules, err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < gw->cfg->nmodules; i++) {
+		const struct crab_config_module *m = &gw->cfg->modules[i];
+		char why[512];
+
+		if (crab_registry_load(gw->modules, m->path, m->config, why, sizeof(why)) == 0)
+			continue;
+		if (m->required) {
+			snprintf(err, errlen, "%s (required: true)", why);
+			return -1;
+		}
+		log_warnx("%s; going on without it", why);
+	}
+	return 0;
+}
+
 static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *err,
     size_t errlen)
 {
@@ -282,6 +345,9 @@ static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *e
 		return -1;
 	}
 	gw->storeq = crab_storeq_new(gw->base, st);
+	gw->http_client = crab_http_client_new(gw->base);
+	if (load_modules(gw, err, errlen) != 0)
+		return -1;
 	if (crab_ingress_start(gw, err, errlen) != 0)
 		return -1;
 	if ((gw->admin = crab_admin_new(gw, gw->cfg->admin_socket, err, errlen)) == NULL)
@@ -292,6 +358,7 @@ static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *e
 	event_add(gw->sig_int, NULL);
 	gw->retention_timer = event_new(gw->base, -1, EV_PERSIST, retention_timer_cb, gw);
 	event_add(gw->retention_timer, &every);
+	crab_registry_start(gw->modules);
 	return 0;
 }
 
@@ -307,6 +374,9 @@ static void gateway_release(struct crab_gateway *gw)
 		event_free(gw->drain_timer);
 	crab_admin_free(gw->admin);
 	crab_http_server_free(gw->http);
+	crab_registry_free(gw->modules); /* stop, fini, unload: before what they borrow */
+	if (gw->http_client)
+		crab_http_client_free(gw->http_client);
 	crab_storeq_free(gw->storeq); /* closes the store */
 	crab_lease_table_free(gw->leases);
 	if (gw->base)

@@ -12,6 +12,8 @@
 #include "storeq.h"
 
 struct crab_admin;
+struct crab_registry;
+struct crab_http_client;
 
 struct crab_gateway_counters {
 	uint64_t events_accepted;
@@ -29,6 +31,8 @@ struct crab_gateway {
 	struct crab_http_server *http;
 	struct crab_admin *admin;
 	struct crab_lease_table *leases;
+	struct crab_registry *modules;
+	struct crab_http_client *http_client;
 	struct event *sig_term, *sig_int, *retention_timer, *drain_timer;
 	char store_driver[16];
 	char listen_url[128];
@@ -42,6 +46,22 @@ int crab_gateway_main(int argc, char **argv);
 
 /* Ingress: the public HTTP listener (core/ingress.c). */
 int crab_ingress_start(struct crab_gateway *gw, char *err, size_t errlen);
+
+/* Who produces an event, as ingress sees it. */
+struct crab_ingest_producer {
+	const char *id;         /* "lease:lea_..." or "module:name", stored with the event */
+	const char *tenant_id;  /* fixed by a lease */
+	const char *agent_id;   /* fixed by a lease, or NULL */
+	const char *session_id; /* a lease's session binding, or NULL */
+	int trusted;            /* names tenant_id and agent_id in the envelope itself (modules) */
+};
+
+/* Hears the outcome of one event: 202 {event_id, session_id, duplicate} or an error body. */
+typedef void (*crab_ingest_answer_fn)(void *arg, int status, const char *body, size_t len);
+
+/* Validates an envelope, stores it durably and then answers, from any producer. */
+void crab_ingest(struct crab_gateway *gw, const char *body, size_t len,
+    const struct crab_ingest_producer *producer, crab_ingest_answer_fn answer, void *arg);
 
 /* Retention: prunes idempotency keys past the retention period and expired leases;
  * done(arg, pruned) runs on the loop when the store has committed (pruned < 0 on error). */

@@ -30,7 +30,8 @@ static enum route route_of(struct crab_http_request *req)
 struct ingest_job {
 	struct crab_store_job job;
 	struct crab_gateway *gw;
-	struct crab_http_request *req;
+	crab_ingest_answer_fn answer; /* who hears the outcome: the HTTP request, a module */
+	void *answer_arg;
 	char event_id[CRAB_ID_MAX];
 	char fresh_session_id[CRAB_ID_MAX]; /* used if a session must be created */
 	char *tenant_id, *agent_id, *platform, *channel_id, *actor_id;
@@ -176,21 +177,24 @@ static int ingest_run(struct crab_store *st, struct crab_store_job *job)
 
 /* ---- loop side ---- */
 
-static void reply_json(struct crab_http_request *req, int status, json_t *body)
+static void answer_json(crab_ingest_answer_fn answer, void *arg, int status, json_t *body)
 {
 	char *s = json_dumps(body, JSON_COMPACT);
-	crab_http_reply(req, status, s, strlen(s));
+	answer(arg, status, s, strlen(s));
 	free(s);
 	json_decref(body);
 }
 
-static void reject(struct crab_gateway *gw, struct crab_http_request *req,
+static void answer_error(struct crab_gateway *gw, crab_ingest_answer_fn answer, void *arg,
     const struct crab_error *err)
 {
+	char *body = crab_error_body(err);
+
 	gw->counters.requests_rejected++;
 	if (strcmp(err->code, "store_unavailable") == 0)
 		gw->counters.store_unavailable++;
-	crab_http_reply_error(req, err);
+	answer(arg, crab_error_status(err->code), body, strlen(body));
+	free(body);
 }
 
 static void ingest_done(struct crab_store_job *job, enum crab_job_status status)
@@ -203,84 +207,82 @@ static void ingest_done(struct crab_store_job *job, enum crab_job_status status)
 						 !j->failed)) {
 		crab_error_set(&err, "store_unavailable", NULL,
 		    "the event could not be stored; send it again");
-		reject(gw, j->req, &err);
+		answer_error(gw, j->answer, j->answer_arg, &err);
 	} else if (j->failed) {
-		reject(gw, j->req, &j->err);
+		answer_error(gw, j->answer, j->answer_arg, &j->err);
 	} else {
 		if (j->duplicate)
 			gw->counters.events_duplicate++;
 		else
 			gw->counters.events_accepted++;
-		reply_json(j->req, 202, json_pack("{s:s, s:s, s:b}", "event_id", j->result_event_id,
-		    "session_id", j->session_id, "duplicate", j->duplicate));
+		answer_json(j->answer, j->answer_arg, 202, json_pack("{s:s, s:s, s:b}", "event_id",
+		    j->result_event_id, "session_id", j->session_id, "duplicate", j->duplicate));
 	}
 	ingest_job_free(j);
 }
 
-/* Fills tenant, agent and session mode from the lease and the envelope, or sets err. */
-static int apply_lease(struct crab_gateway *gw, const struct crab_lease *lease,
+/* Fills tenant, agent and session mode from the producer and the envelope, or sets err. */
+static int apply_producer(struct crab_gateway *gw, const struct crab_ingest_producer *p,
     const struct crab_envelope *env, struct ingest_job *j, struct crab_error *err)
 {
-	if (!(lease->scopes & CRAB_LEASE_PRODUCE)) {
-		crab_error_set(err, "forbidden", NULL, "this lease may not produce events");
-		return -1;
-	}
+	const char *tenant = p->trusted ? env->tenant_id : p->tenant_id;
+	const char *agent = p->trusted ? env->agent_id : p->agent_id;
+
 	if (env->internal) {
-		crab_error_set(err, "forbidden", "type",
-		    "a lease may not produce internal events such as '%s'", env->type);
+		/* Where an internal event runs comes from last_active_channel, which arrives
+		 * with routing; leases may never produce them. */
+		crab_error_set(err, "forbidden", "type", "'%s' cannot be produced here yet%s",
+		    env->type, p->trusted ? "" : " (a lease never may)");
 		return -1;
 	}
-	if (strcmp(lease->tenant_id, "*") == 0) {
+	if (tenant == NULL || strcmp(tenant, "*") == 0) {
 		/* The identity mapping that would resolve it arrives with routing. */
 		crab_error_set(err, "unknown_identity", "source.actor_id",
 		    "actor '%.64s' on '%.32s' maps to no tenant", env->actor_id, env->platform);
 		return -1;
 	}
-	j->tenant_id = xstrdup(lease->tenant_id);
-	j->agent_id = xstrdup(lease->agent_id ? lease->agent_id : gw->cfg->default_agent);
+	j->tenant_id = xstrdup(tenant);
+	j->agent_id = xstrdup(agent ? agent : gw->cfg->default_agent);
 	j->mode = env->session_mode;
-	if (lease->session_id != NULL) {
+	if (p->session_id != NULL) {
 		if (env->session_mode == CRAB_SESSION_NEW ||
 		    (env->session_mode == CRAB_SESSION_GIVEN &&
-			strcmp(env->session_id, lease->session_id) != 0)) {
+			strcmp(env->session_id, p->session_id) != 0)) {
 			crab_error_set(err, "session_forbidden", "session_id",
 			    "this lease is bound to another session");
 			return -1;
 		}
 		j->mode = CRAB_SESSION_GIVEN;
-		j->given_session_id = xstrdup(lease->session_id);
+		j->given_session_id = xstrdup(p->session_id);
 	} else if (env->session_mode == CRAB_SESSION_GIVEN) {
 		j->given_session_id = xstrdup(env->session_id);
 	}
 	return 0;
 }
 
-static void handle_event(struct crab_gateway *gw, struct crab_http_request *req,
-    struct crab_lease *lease)
+void crab_ingest(struct crab_gateway *gw, const char *body, size_t len,
+    const struct crab_ingest_producer *producer, crab_ingest_answer_fn answer, void *arg)
 {
 	struct ingest_job *j;
 	struct crab_envelope env;
 	struct crab_error err;
-	const char *body;
-	size_t len;
-	char producer[CRAB_ID_MAX + 8];
 
-	body = crab_http_request_body(req, &len);
 	if (crab_envelope_parse(body, len, &env, &err) != 0) {
-		reject(gw, req, &err);
+		answer_error(gw, answer, arg, &err);
 		return;
 	}
 	j = xcalloc(1, sizeof(*j));
-	if (apply_lease(gw, lease, &env, j, &err) != 0) {
+	if (apply_producer(gw, producer, &env, j, &err) != 0) {
 		crab_envelope_release(&env);
 		ingest_job_free(j);
-		reject(gw, req, &err);
+		answer_error(gw, answer, arg, &err);
 		return;
 	}
 	j->job.run = ingest_run;
 	j->job.done = ingest_done;
 	j->gw = gw;
-	j->req = req;
+	j->answer = answer;
+	j->answer_arg = arg;
 	j->now = crab_clock_now_ms();
 	crab_id_new("evt", j->event_id);
 	crab_id_new("ses", j->fresh_session_id);
@@ -295,13 +297,45 @@ static void handle_event(struct crab_gateway *gw, struct crab_http_request *req,
 		j->runtime_key = join_key(rk, CRAB_ARRAY_LEN(rk));
 		j->memory_key = join_key(mk, CRAB_ARRAY_LEN(mk));
 	}
-	snprintf(producer, sizeof(producer), "lease:%s", lease->id);
-	j->producer = xstrdup(producer);
+	j->producer = xstrdup(producer->id);
 	/* The envelope is stored as received (validated); the defaulted idempotency key
 	 * lives in its own column. */
 	j->body = xstrndup(body, len);
 	crab_envelope_release(&env);
 	crab_storeq_submit(gw->storeq, &j->job);
+}
+
+static void http_answer(void *arg, int status, const char *body, size_t len)
+{
+	crab_http_reply(arg, status, body, len);
+}
+
+static void reject(struct crab_gateway *gw, struct crab_http_request *req,
+    const struct crab_error *err)
+{
+	answer_error(gw, http_answer, req, err);
+}
+
+static void handle_event(struct crab_gateway *gw, struct crab_http_request *req,
+    struct crab_lease *lease)
+{
+	char id[CRAB_ID_MAX + 8];
+	struct crab_ingest_producer p = {
+		.id = id, .tenant_id = lease->tenant_id, .agent_id = lease->agent_id,
+		.session_id = lease->session_id,
+	};
+	struct crab_error err;
+	const char *body;
+	size_t len;
+
+	if (!(lease->scopes & CRAB_LEASE_PRODUCE)) {
+		crab_error_set(&err, "forbidden", NULL, "this lease may not produce events");
+		reject(gw, req, &err);
+		return;
+	}
+	snprintf(id, sizeof(id), "lease:%s", lease->id);
+	body = crab_http_request_body(req, &len);
+	crab_ingest(gw, body, len, &p, http_answer, req);
 }
 
 static int content_type_is_json(const char *ct)

@@ -146,6 +146,14 @@ static const char *const migrations[] = {
 	" created_at BIGINT NOT NULL,"
 	" expires_at BIGINT NOT NULL,"
 	" revoked_at BIGINT);",
+
+	/* 2: each module's small durable key-value area (the host table's kv_get/kv_put). */
+	"CREATE TABLE module_kv ("
+	" module TEXT NOT NULL,"
+	" key TEXT NOT NULL,"
+	" value TEXT NOT NULL,"
+	" updated_at BIGINT NOT NULL,"
+	" PRIMARY KEY (module, key));",
 };
 
 static const char create_migrations_sql[] =

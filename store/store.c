@@ -441,6 +441,57 @@ int crab_store_lease_foreach_live(struct crab_store *st, int64_t now_ms,
 /* Counts: the table name only selects one of these fixed statements. */
 
 #define COUNT_SQL(t) {#t, "SELECT COUNT(*) FROM " #t}
+/* Modules' key-value areas. */
+
+struct kv_row {
+	char *value;
+	size_t len;
+};
+
+static int kv_row(void *ud, int ncol, const char *const *v)
+{
+	struct kv_row *r = ud;
+
+	(void)ncol;
+	r->len = strlen(v[0]);
+	r->value = xstrndup(v[0], r->len);
+	return 1;
+}
+
+int crab_store_kv_get(struct crab_store *st, const char *module, const char *key, char **value,
+    size_t *len)
+{
+	static const char sql[] = "SELECT value FROM module_kv WHERE module = $1 AND key = $2";
+	const struct crab_db_param p[] = {CRAB_DB_T(module), CRAB_DB_T(key)};
+	struct kv_row r = {NULL, 0};
+
+	if (exec(st, "kv_get", sql, 2, p, kv_row, &r, NULL) == -1) {
+		free(r.value);
+		return -1;
+	}
+	*value = r.value;
+	*len = r.len;
+	return r.value != NULL;
+}
+
+int crab_store_kv_put(struct crab_store *st, const char *module, const char *key,
+    const char *value, size_t len, int64_t now_ms)
+{
+	static const char upsert_sql[] =
+		"INSERT INTO module_kv (module, key, value, updated_at) VALUES ($1, $2, $3, $4)"
+		" ON CONFLICT (module, key) DO UPDATE SET value = excluded.value,"
+		" updated_at = excluded.updated_at";
+	static const char delete_sql[] = "DELETE FROM module_kv WHERE module = $1 AND key = $2";
+	const struct crab_db_param p[] = {CRAB_DB_T(module), CRAB_DB_T(key), CRAB_DB_T(value),
+		CRAB_DB_I(now_ms)};
+
+	if (value == NULL)
+		return exec(st, "kv_put", delete_sql, 2, p, NULL, NULL, NULL);
+	if (memchr(value, '\0', len) != NULL || strlen(value) != len)
+		return fail_msg(st, "kv_put", "a value must be text without NUL bytes");
+	return exec(st, "kv_put", upsert_sql, 4, p, NULL, NULL, NULL);
+}
+
 static const struct {
 	const char *table;
 	const char *sql;
@@ -458,6 +509,7 @@ static const struct {
 	COUNT_SQL(dead_letters),
 	COUNT_SQL(peers),
 	COUNT_SQL(leases),
+	COUNT_SQL(module_kv),
 };
 
 int crab_store_count(struct crab_store *st, const char *table, int64_t *out)

@@ -143,6 +143,13 @@ int crab_store_lease_bind_session(struct crab_store *st, const char *lease_id,
 int crab_store_lease_foreach_live(struct crab_store *st, int64_t now_ms,
     int (*cb)(const struct crab_store_lease *l, void *arg), void *arg);
 
+/* Modules' key-value areas: values are text (no NUL bytes). kv_get: 1 found (*value
+ * malloc'd, the caller frees), 0 not found, -1 error. kv_put with value NULL deletes. */
+int crab_store_kv_get(struct crab_store *st, const char *module, const char *key, char **value,
+    size_t *len);
+int crab_store_kv_put(struct crab_store *st, const char *module, const char *key,
+    const char *value, size_t len, int64_t now_ms);
+
 /* Row counts for status and tests: table is one of the schema's table names. */
 int crab_store_count(struct crab_store *st, const char *table, int64_t *out);
 

@@ -393,6 +393,28 @@ static void test_pg_only(struct crab_store *st, const struct crab_store_options 
 }
 
 /* The suite every backend passes; returns with the store closed. */
+static void test_kv(struct crab_store *st, int64_t now)
+{
+	char *v = NULL;
+	size_t len = 0;
+
+	CHECK_INT(crab_store_kv_get(st, "mod_a", "k", &v, &len), 0, name("kv: a missing key"));
+	CHECK_INT(crab_store_kv_put(st, "mod_a", "k", "one", 3, now), 0, name("kv: put"));
+	CHECK(crab_store_kv_get(st, "mod_a", "k", &v, &len) == 1 && len == 3 &&
+	    strcmp(v, "one") == 0, name("kv: get what was put"));
+	free(v);
+	CHECK_INT(crab_store_kv_put(st, "mod_a", "k", "second", 6, now), 0, name("kv: replace"));
+	CHECK(crab_store_kv_get(st, "mod_a", "k", &v, &len) == 1 && strcmp(v, "second") == 0,
+	    name("kv: the newer value wins"));
+	free(v);
+	CHECK_INT(crab_store_kv_get(st, "mod_b", "k", &v, &len), 0,
+	    name("kv: another module does not see it"));
+	CHECK_INT(crab_store_kv_put(st, "mod_a", "bin", "a\0b", 3, now), -1,
+	    name("kv: a value with a NUL byte is refused"));
+	CHECK_INT(crab_store_kv_put(st, "mod_a", "k", NULL, 0, now), 0, name("kv: delete"));
+	CHECK_INT(crab_store_kv_get(st, "mod_a", "k", &v, &len), 0, name("kv: deleted is gone"));
+}
+
 static void suite(const struct crab_store_options *o)
 {
 	struct crab_store_durability dur;
@@ -429,6 +451,7 @@ static void suite(const struct crab_store_options *o)
 	test_leases(st, now, &sa);
 	test_counts(st);
 	test_transactions(st, now);
+	test_kv(st, now);
 	if (pg)
 		test_pg_only(st, o, &sa);
 	crab_store_close(st);
@@ -448,7 +471,7 @@ static int pg_clean(const char *dsn)
 	static const char sql[] =
 		"DROP TABLE IF EXISTS schema_migrations, session_bindings, tool_calls, turns,"
 		" sessions, inbox, idempotency_keys, config_revisions, event_outbox, deliveries,"
-		" dead_letters, peers, leases CASCADE";
+		" dead_letters, peers, leases, module_kv CASCADE";
 	PGconn *c = PQconnectdb(dsn);
 	PGresult *r = NULL;
 	int ok = PQstatus(c) == CONNECTION_OK;

@@ -1,0 +1,26 @@
+/* admin_ops.h: what an admin operation sees, for operations kept outside admin.c. An
+ * operation answers exactly once, now or later on the loop, with reply_ok (taking the
+ * result) or reply_error. */
+#ifndef CRAB_ADMIN_OPS_H
+#define CRAB_ADMIN_OPS_H
+
+#include <jansson.h>
+
+struct admin_conn;
+struct crab_gateway;
+
+struct admin_call {
+	struct admin_conn *conn;
+	json_t *id;
+	struct crab_gateway *gw;
+};
+
+void crab_admin_reply_ok(struct admin_call *call, json_t *result);
+void crab_admin_reply_error(struct admin_call *call, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* core/admin_modules.c */
+void crab_admin_op_modules_list(struct admin_call *call, json_t *args);
+void crab_admin_op_model_test(struct admin_call *call, json_t *args);
+
+#endif

@@ -1,0 +1,10 @@
+/* builtin_modules.c: the modules linked into crab, registered through the same
+ * descriptors and the same path as a loaded .so (see CRAB_MODULE in the ABI header). */
+#include "modules.h"
+
+extern const struct crab_module_v1 crab_builtin_echo;
+
+const struct crab_module_v1 *const crab_builtin_modules[] = {
+	&crab_builtin_echo,
+	NULL,
+};

@@ -1,0 +1,46 @@
+/* cli_modules.c: `crab modules [--admin-socket PATH]`: the modules the running gateway
+ * holds, built-in or loaded from a path. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int crab_cli_modules_main(int argc, char **argv)
+{
+	const char *sock = NULL;
+	json_t *r, *m;
+	char err[512];
+	size_t i;
+
+	for (int a = 1; a < argc; a++) {
+		if (strcmp(argv[a], "--admin-socket") == 0 && a + 1 < argc) {
+			sock = argv[++a];
+		} else {
+			fprintf(stderr, "usage: crab modules [--admin-socket PATH]\n");
+			return 2;
+		}
+	}
+	if (crab_admin_call(crab_cli_admin_socket(sock), "modules.list", NULL, &r, err,
+		sizeof(err)) != 0) {
+		fprintf(stderr, "crab: %s\n", err);
+		return 1;
+	}
+	printf("%-16s %-10s %-10s %-32s %s\n", "NAME", "VERSION", "STATE", "KINDS", "SOURCE");
+	json_array_foreach(json_object_get(r, "modules"), i, m) {
+		char kinds[128] = "";
+		size_t k;
+		json_t *kind;
+
+		json_array_foreach(json_object_get(m, "kinds"), k, kind) {
+			if (k > 0)
+				strncat(kinds, ",", sizeof(kinds) - strlen(kinds) - 1);
+			strncat(kinds, json_string_value(kind), sizeof(kinds) - strlen(kinds) - 1);
+		}
+		printf("%-16s %-10s %-10s %-32s %s\n", json_string_value(json_object_get(m, "name")),
+		    json_string_value(json_object_get(m, "version")),
+		    json_string_value(json_object_get(m, "state")), kinds,
+		    json_string_value(json_object_get(m, "source")));
+	}
+	json_decref(r);
+	return 0;
+}
