@@ -62,7 +62,7 @@ test_expect_success 'a revoked lease is 401' '
 	grep -q "not_found" err
 '
 
-test_expect_success 'a lease expires at its ttl on the test clock' '
+test_expect_success CLOCK 'a lease expires at its ttl on the test clock' '
 	lease E "{\"tenant_id\": \"tenant-a\", \"scopes\": [\"produce\"], \"ttl_s\": 60}" &&
 	"$CRAB" admin clock.advance "{\"ms\": 58000}" &&
 	post_event "$E_TOKEN" "$(message 5)" && expect_status 202 &&
@@ -204,10 +204,13 @@ test_expect_success 'the limit is per lease: another lease still posts' '
 	post_event "$M_TOKEN" "$(message rl-3)" && expect_status 202
 '
 
-test_expect_success 'the bucket refills with time' '
+test_expect_success CLOCK 'the bucket refills with time' '
 	"$CRAB" admin clock.advance "{\"ms\": 1000}" &&
 	post_event "$L_TOKEN" "$(message rl-4)" && expect_status 202 &&
-	"$CRAB" admin status | jq -e ".counters.rate_limited == 2" &&
+	"$CRAB" admin status | jq -e ".counters.rate_limited == 2"
+'
+
+test_expect_success 'the rate-limited gateway stops cleanly' '
 	stop_gateway
 '
 

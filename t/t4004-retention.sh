@@ -27,7 +27,7 @@ test_expect_success 'the gateway starts; a message is accepted' '
 	jq -e ".duplicate == false" reply && EVT_OLD=$(jq -r .event_id reply)
 '
 
-test_expect_success 'six days later it is still a duplicate and retention prunes nothing' '
+test_expect_success CLOCK 'six days later it is still a duplicate and retention prunes nothing' '
 	advance_days 6 &&
 	"$CRAB" admin retention.run >run.json && cat run.json &&
 	jq -e ".pruned_idempotency_keys == 0" run.json &&
@@ -42,7 +42,7 @@ test_expect_success 'a second message on day six' '
 	test "$KEYS" -eq 2 && test "$INBOX" -eq 2
 '
 
-test_expect_success 'eight days after the first, retention prunes its key only' '
+test_expect_success CLOCK 'eight days after the first, retention prunes its key only' '
 	advance_days 2 &&
 	"$CRAB" admin retention.run >run.json && cat run.json &&
 	jq -e ".pruned_idempotency_keys == 1" run.json &&
@@ -50,7 +50,7 @@ test_expect_success 'eight days after the first, retention prunes its key only' 
 	test "$(rows inbox)" -eq "$INBOX"
 '
 
-test_expect_success 'the pruned message is accepted as new; the younger one is still a duplicate' '
+test_expect_success CLOCK 'the pruned message is accepted as new; the younger one is still a duplicate' '
 	post_event "$TOKEN" "$(message old)" && expect_status 202 &&
 	jq -e --arg e "$EVT_OLD" ".duplicate == false and .event_id != \$e" reply &&
 	post_event "$TOKEN" "$(message young)" && expect_status 202 &&
@@ -62,7 +62,7 @@ test_expect_success 'a second run right after prunes nothing more' '
 	stop_gateway
 '
 
-test_expect_success 'the background job prunes on its own (retention interval_s 1)' '
+test_expect_success CLOCK 'the background job prunes on its own (retention interval_s 1)' '
 	write_gateway_config bg "retention:" "  interval_s: 1" &&
 	start_gateway bg &&
 	TOKEN=$(long_lease) &&
