@@ -144,7 +144,9 @@ struct crab_host_v1 {
 	((h) != NULL && offsetof(struct crab_host_v1, fn) + sizeof((h)->fn) <= (h)->size && \
 	    (h)->fn != NULL)
 
-/* ---- per-kind operation tables ---- */
+/* ---- per-kind operation tables ----
+ * Every operation in a kind's table is required: the host refuses a module whose table
+ * for a kind it declares is missing, ends before an operation, or leaves one NULL. */
 
 /* How a model adapter reports one request: any number of on_text and on_tool_call, at
  * most one on_usage, then exactly one of on_done or on_error, last. */

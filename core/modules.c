@@ -15,14 +15,27 @@
 /* The smallest descriptor the host accepts: everything up to and including fini. */
 #define DESC_MIN_SIZE (offsetof(struct crab_module_v1, fini) + sizeof(void (*)(void *)))
 
+/* Each kind: where the descriptor points to its operation table, and the operations
+ * the host calls, which the table must cover and set. */
 static const struct {
 	uint32_t bit;
 	const char *name;
+	size_t slot;
+	struct {
+		const char *name;
+		size_t off;
+	} ops[2];
 } kind_names[] = {
-	{CRAB_KIND_MODEL_ADAPTER, "model_adapter"},
-	{CRAB_KIND_TOOL_HOST, "tool_host"},
-	{CRAB_KIND_CHANNEL_LISTENER, "channel_listener"},
-	{CRAB_KIND_SUBSCRIBER, "subscriber"},
+	{CRAB_KIND_MODEL_ADAPTER, "model_adapter", offsetof(struct crab_module_v1, model),
+	    {{"start", offsetof(struct crab_model_ops_v1, start)},
+		{"cancel", offsetof(struct crab_model_ops_v1, cancel)}}},
+	{CRAB_KIND_TOOL_HOST, "tool_host", offsetof(struct crab_module_v1, tool),
+	    {{"list", offsetof(struct crab_tool_ops_v1, list)},
+		{"call", offsetof(struct crab_tool_ops_v1, call)}}},
+	{CRAB_KIND_CHANNEL_LISTENER, "channel_listener", offsetof(struct crab_module_v1, channel),
+	    {{"send", offsetof(struct crab_channel_ops_v1, send)}}},
+	{CRAB_KIND_SUBSCRIBER, "subscriber", offsetof(struct crab_module_v1, subscriber),
+	    {{"receive", offsetof(struct crab_subscriber_ops_v1, receive)}}},
 };
 
 struct crab_registry *crab_registry_new(struct event_base *base,
@@ -58,19 +71,30 @@ static int valid_name(const char *name)
 	return len >= 1 && len <= 64 && strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == len;
 }
 
-/* An ops table a kind needs: present, and at least as large as its first member. */
-static int check_ops(const struct crab_module_v1 *d, uint32_t bit, const void *ops,
-    const char *who, char *err, size_t errlen)
+/* The operation table of kind i, which d declares: present, as large as the operations
+ * the host calls, and those set. */
+static int check_ops(const struct crab_module_v1 *d, size_t i, const char *who, char *err,
+    size_t errlen)
 {
-	if (!(d->kinds & bit))
-		return 0;
-	if (ops == NULL || *(const uint32_t *)ops < 2 * sizeof(uint32_t)) {
-		for (size_t i = 0; i < CRAB_ARRAY_LEN(kind_names); i++) {
-			if (kind_names[i].bit == bit)
-				return refuse(err, errlen, who,
-				    "declares kind %s but its operation table is missing or too small",
-				    kind_names[i].name);
-		}
+	const char *kind = kind_names[i].name;
+	const void *ops;
+	uint32_t size;
+
+	memcpy(&ops, (const char *)d + kind_names[i].slot, sizeof(ops));
+	if (ops == NULL)
+		return refuse(err, errlen, who, "declares kind %s but has no operation table", kind);
+	memcpy(&size, ops, sizeof(size));
+	for (size_t k = 0; k < CRAB_ARRAY_LEN(kind_names[i].ops) && kind_names[i].ops[k].name; k++) {
+		size_t off = kind_names[i].ops[k].off;
+		void (*fn)(void);
+
+		if (size < off + sizeof(fn))
+			return refuse(err, errlen, who, "declares kind %s but its operation table "
+			    "(size %u) ends before %s", kind, size, kind_names[i].ops[k].name);
+		memcpy(&fn, (const char *)ops + off, sizeof(fn));
+		if (fn == NULL)
+			return refuse(err, errlen, who, "declares kind %s but its operation %s is NULL",
+			    kind, kind_names[i].ops[k].name);
 	}
 	return 0;
 }
@@ -97,11 +121,10 @@ static int check_descriptor(const struct crab_module_v1 *in, struct crab_module_
 		return refuse(err, errlen, who, "required callback fini is NULL");
 	if (out->kinds == 0 || (out->kinds & ~0xfu) != 0)
 		return refuse(err, errlen, who, "kinds 0x%x names no known kind", out->kinds);
-	if (check_ops(out, CRAB_KIND_MODEL_ADAPTER, out->model, who, err, errlen) != 0 ||
-	    check_ops(out, CRAB_KIND_TOOL_HOST, out->tool, who, err, errlen) != 0 ||
-	    check_ops(out, CRAB_KIND_CHANNEL_LISTENER, out->channel, who, err, errlen) != 0 ||
-	    check_ops(out, CRAB_KIND_SUBSCRIBER, out->subscriber, who, err, errlen) != 0)
-		return -1;
+	for (size_t i = 0; i < CRAB_ARRAY_LEN(kind_names); i++) {
+		if ((out->kinds & kind_names[i].bit) && check_ops(out, i, who, err, errlen) != 0)
+			return -1;
+	}
 	return 0;
 }
 
