@@ -94,8 +94,9 @@ struct crab_host_v1 {
 	/* Milliseconds since the epoch on the host's one clock (tests may move it). */
 	int64_t (*now_ms)(void);
 
-	/* Timers on the loop: cb(arg) after after_ms, then every after_ms if repeat. The
-	 * handle lives until timer_stop, which also frees it (call it from cb too). */
+	/* Timers on the loop: cb(arg) after after_ms, then every after_ms if repeat (a
+	 * repeating timer of 0 runs every millisecond). The handle lives until timer_stop,
+	 * which also frees it (call it from cb too). */
 	struct crab_timer_v1 *(*timer_start)(struct crab_self_v1 *self, int64_t after_ms,
 	    int repeat, void (*cb)(void *arg), void *arg);
 	void (*timer_stop)(struct crab_timer_v1 *t);

@@ -66,6 +66,9 @@ static struct crab_timer_v1 *host_timer_start(struct crab_self_v1 *self, int64_t
 	t->cb = cb;
 	t->arg = arg;
 	t->ev = event_new(self->reg->base, -1, repeat ? EV_PERSIST : 0, timer_fire, t);
+	/* libevent does not re-arm a persistent timer of 0: it would fire once, then never. */
+	if (repeat && after_ms == 0)
+		after_ms = 1;
 	tv.tv_sec = after_ms / 1000;
 	tv.tv_usec = (after_ms % 1000) * 1000;
 	event_add(t->ev, &tv);
