@@ -191,9 +191,16 @@ int crab_registry_load(struct crab_registry *r, const char *path, json_t *config
     size_t errlen)
 {
 	const struct crab_module_v1 *desc;
-	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	struct crab_self_v1 *m;
+	size_t n = strlen(path) + 3;
+	char *file = xmalloc(n);
+	void *dl;
 
+	/* dlopen() looks a name without a slash up in the library path (LD_LIBRARY_PATH,
+	 * /usr/lib, ...): a module is always the file named, here "./name". */
+	snprintf(file, n, "%s%s", strchr(path, '/') ? "" : "./", path);
+	dl = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+	free(file);
 	if (dl == NULL) {
 		const char *e = dlerror();
 		return refuse(err, errlen, path, "cannot load: %s", e ? e : "unknown error");
