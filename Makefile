@@ -86,8 +86,14 @@ HELPERS := \
 REL_OBJ  := $(LIB_SRC:%.c=build/release/%.o)
 TEST_OBJ := $(LIB_SRC:%.c=build/test/%.o)
 
+# Third-party modules built here as a module's author would: abi/ and libc only, no
+# core headers, no sanitizers (they are loaded into the ASan build by the tests).
+SO_CFLAGS := -std=c11 $(WARN) -fvisibility=hidden -fPIC -shared -O2 -g -I.
+MODULES_SO := \
+	modules/example/example.so
+
 .PHONY: all run test bench soak fuzz clean install static test-static
-all: crab
+all: crab $(MODULES_SO)
 
 # The quick start: the gateway on SQLite with the example configuration.
 run: crab
@@ -124,17 +130,21 @@ build/test/t/unit/%: build/test/t/unit/%.o $(TEST_OBJ)
 	@echo "  LD-SAN  $@"
 	$(Q)$(CC) $(TEST_LDFLAGS) -o $@ $^ $(LIBS)
 
+modules/%.so: modules/%.c abi/crab_module_v1.h Makefile
+	@echo "  CC-SO   $@"
+	$(Q)$(CC) $(SO_CFLAGS) -o $@ $<
+
 build/release/t/helpers/%: t/helpers/%.c Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(RELEASE_CFLAGS) -o $@ $< -lpthread
 
-test: build/test/crab $(UNIT_TESTS:%=build/test/%) $(HELPERS:%=build/release/%)
+test: build/test/crab $(UNIT_TESTS:%=build/test/%) $(HELPERS:%=build/release/%) $(MODULES_SO)
 	@t/run.sh
 
 # The shell tests on crab-static (no unit tests: those are sanitizer builds). Checks
 # that need the test-only admin op clock.advance are skipped: crab-static has none.
-test-static: crab-static $(HELPERS:%=build/release/%)
+test-static: crab-static $(HELPERS:%=build/release/%) $(MODULES_SO)
 	@CRAB=$(CURDIR)/crab-static t/run.sh --integration-only
 
 bench: crab $(HELPERS:%=build/release/%)
@@ -170,4 +180,4 @@ install: crab
 PREFIX ?= /usr/local
 
 clean:
-	rm -rf build crab crab-static
+	rm -rf build crab crab-static $(MODULES_SO)
