@@ -241,9 +241,9 @@ static int load_rules(struct example *ex)
 	if (read_file(ex, &size) != 0)
 		return -1;
 	if (memchr(ex->text, '\0', size) != NULL)
-		return rules_fail(ex, 0, "contains a NUL byte");
+		return rules_fail(ex, 0, "has a NUL byte");
 	if (!valid_utf8((const unsigned char *)ex->text, size))
-		return rules_fail(ex, 0, "is not valid UTF-8");
+		return rules_fail(ex, 0, "not valid UTF-8");
 	for (size_t i = 0; i < size; i++)
 		lines += ex->text[i] == '\n';
 	if ((ex->rules = calloc(lines, sizeof(*ex->rules))) == NULL)
@@ -262,7 +262,7 @@ static int load_rules(struct example *ex)
 			return -1;
 	}
 	if (ex->nrules == 0)
-		return rules_fail(ex, 0, "holds no rule");
+		return rules_fail(ex, 0, "has no rule");
 	return 0;
 }
 
