@@ -77,7 +77,8 @@ UNIT_TESTS := \
 	t/unit/test_lease \
 	t/unit/test_http \
 	t/unit/test_http_client \
-	t/unit/test_store
+	t/unit/test_store \
+	t/unit/test_abi
 
 HELPERS := \
 	t/helpers/postload \
