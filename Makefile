@@ -177,6 +177,7 @@ install: crab
 	install -D -m 0755 crab $(DESTDIR)$(PREFIX)/bin/crab
 	install -D -m 0644 man/crab.1 $(DESTDIR)$(PREFIX)/share/man/man1/crab.1
 	install -D -m 0644 man/crab.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/crab.yaml.5
+	install -D -m 0644 man/crab-module.3 $(DESTDIR)$(PREFIX)/share/man/man3/crab-module.3
 
 PREFIX ?= /usr/local
 
