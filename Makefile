@@ -178,6 +178,7 @@ install: crab
 	install -D -m 0644 man/crab.1 $(DESTDIR)$(PREFIX)/share/man/man1/crab.1
 	install -D -m 0644 man/crab.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/crab.yaml.5
 	install -D -m 0644 man/crab-module.3 $(DESTDIR)$(PREFIX)/share/man/man3/crab-module.3
+	install -D -m 0644 abi/crab_module_v1.h $(DESTDIR)$(PREFIX)/include/crab/crab_module_v1.h
 
 PREFIX ?= /usr/local
 

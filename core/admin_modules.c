@@ -19,6 +19,7 @@ void crab_admin_op_modules_list(struct admin_call *call, json_t *args)
 }
 
 struct model_test {
+	struct model_test *next, **prevp; /* gw->model_tests */
 	struct admin_call *call;
 	const struct crab_model_ops_v1 *ops;
 	void *ctx, *handle;
@@ -30,6 +31,9 @@ struct model_test {
 
 static void model_test_free(struct model_test *t)
 {
+	*t->prevp = t->next;
+	if (t->next != NULL)
+		t->next->prevp = t->prevp;
 	event_free(t->timeout);
 	free(t->text);
 	json_decref(t->tool_calls);
@@ -118,10 +122,15 @@ void crab_admin_op_model_test(struct admin_call *call, json_t *args)
 	t->call = call;
 	t->ops = crab_registry_model(call->gw->modules, name, &t->ctx);
 	if (t->ops == NULL) {
-		free(t);
+		free(t); /* not linked yet */
 		crab_admin_reply_error(call, "not_found", "no started model adapter '%.64s'", name);
 		return;
 	}
+	t->next = call->gw->model_tests;
+	if (t->next != NULL)
+		t->next->prevp = &t->next;
+	t->prevp = &call->gw->model_tests;
+	call->gw->model_tests = t;
 	t->tool_calls = json_array();
 	t->usage = json_null();
 	t->timeout = evtimer_new(call->gw->base, on_timeout, t);
@@ -133,5 +142,15 @@ void crab_admin_op_model_test(struct admin_call *call, json_t *args)
 	if (rc != 0) {
 		model_test_free(t);
 		crab_admin_reply_error(call, "model_error", "model adapter '%.64s' refused the request", name);
+	}
+}
+
+void crab_admin_modules_release(struct crab_gateway *gw)
+{
+	while (gw->model_tests != NULL) {
+		struct model_test *t = gw->model_tests;
+		t->ops->cancel(t->ctx, t->handle);
+		crab_admin_reply_error(t->call, "shutting_down", "the gateway stopped first");
+		model_test_free(t);
 	}
 }

@@ -372,6 +372,7 @@ static void gateway_release(struct crab_gateway *gw)
 		event_free(gw->retention_timer);
 	if (gw->drain_timer)
 		event_free(gw->drain_timer);
+	crab_admin_modules_release(gw);
 	crab_admin_free(gw->admin);
 	crab_http_server_free(gw->http);
 	crab_registry_free(gw->modules); /* stop, fini, unload: before what they borrow */

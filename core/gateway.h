@@ -14,6 +14,7 @@
 struct crab_admin;
 struct crab_registry;
 struct crab_http_client;
+struct model_test;
 
 struct crab_gateway_counters {
 	uint64_t events_accepted;
@@ -40,9 +41,14 @@ struct crab_gateway {
 	int64_t drain_deadline_ms;
 	int draining;
 	struct crab_gateway_counters counters;
+	struct model_test *model_tests; /* admin model.test requests still running */
 };
 
 int crab_gateway_main(int argc, char **argv);
+
+/* Cancels the admin model.test requests still running (core/admin_modules.c): at
+ * shutdown, before the admin socket and the modules go. */
+void crab_admin_modules_release(struct crab_gateway *gw);
 
 /* Ingress: the public HTTP listener (core/ingress.c). */
 int crab_ingress_start(struct crab_gateway *gw, char *err, size_t errlen);

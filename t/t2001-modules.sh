@@ -132,6 +132,21 @@ test_expect_success 'the gateway stops cleanly: every module finalised, nothing 
 	stop_gateway
 '
 
+test_expect_success 'a model.test still streaming at shutdown is cancelled, nothing leaked' '
+	write_gateway_config slow "$(load_yaml \
+		"- path: \"$EXAMPLE\"" \
+		"  config:" \
+		"    rules: \"$TRASH/rules.txt\"" \
+		"    delay_ms: 5000")" &&
+	start_gateway slow &&
+	{ "$CRAB" admin model.test "{\"module\":\"example\",\"request\":{\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}}" >slow.out 2>&1 & } &&
+	for i in $(seq 1 50); do grep -q "model.test\|example" "$GW_LOG" && break; sleep 0.02; done &&
+	sleep 0.3 &&
+	stop_gateway &&
+	wait &&
+	! grep -q "Hello from the rule file" slow.out
+'
+
 test_expect_success 'the frozen v1.0 header is a prefix of the current one' '
 	"$CC" -std=c11 -Wall -Werror -I"$MODS/abi-v1.0" -o layout-v1.0 "$MODS/layout.c" &&
 	"$CC" -std=c11 -Wall -Werror -I"$TEST_ROOT/abi" -o layout-now "$MODS/layout.c" &&
