@@ -170,6 +170,19 @@ static int timer_fn(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- calls ---- */
 
+/* Frees what a call owns; it is in no list any more. */
+static void call_release(struct crab_http_call *call)
+{
+	if (call->easy != NULL)
+		curl_easy_cleanup(call->easy);
+	curl_slist_free_all(call->headers);
+	free(call->method);
+	free(call->url);
+	free(call->body);
+	free(call->buf);
+	free(call);
+}
+
 static void call_free(struct crab_http_call *call)
 {
 	struct crab_http_client *c = call->c;
@@ -179,14 +192,7 @@ static void call_free(struct crab_http_call *call)
 	if (call->state == CALL_DONE)
 		TAILQ_REMOVE(&c->done, call, dlink);
 	TAILQ_REMOVE(&c->calls, call, link);
-	if (call->easy != NULL)
-		curl_easy_cleanup(call->easy);
-	curl_slist_free_all(call->headers);
-	free(call->method);
-	free(call->url);
-	free(call->body);
-	free(call->buf);
-	free(call);
+	call_release(call);
 }
 
 static size_t header_cb(char *line, size_t size, size_t nitems, void *userdata)
@@ -512,15 +518,8 @@ struct crab_http_call *crab_http_client_start(struct crab_http_client *c,
 	return call;
 fail:
 	log_debug("http client: cannot start a request: %s", why);
-	if (call != NULL) {
-		if (call->easy != NULL)
-			curl_easy_cleanup(call->easy);
-		curl_slist_free_all(call->headers);
-		free(call->method);
-		free(call->url);
-		free(call->body);
-		free(call);
-	}
+	if (call != NULL)
+		call_release(call);
 	return NULL;
 }
 
