@@ -207,7 +207,8 @@ static int lease_create_run(struct crab_store *st, struct crab_store_job *job)
 	struct lease_job *j = (struct lease_job *)job;
 	struct crab_store_session s;
 
-	if (j->row.session_id[0] != '\0') {
+	/* "new": the first event creates the session and binds the lease to it. */
+	if (j->row.session_id[0] != '\0' && strcmp(j->row.session_id, "new") != 0) {
 		int rc = crab_store_session_get(st, j->row.tenant_id, j->row.session_id, &s);
 		if (rc <= 0) {
 			j->session_missing = rc == 0;
@@ -289,11 +290,6 @@ static void op_lease_create(struct admin_call *call, json_t *args)
 	}
 	if (bound != NULL && !json_is_boolean(bound)) {
 		crab_admin_reply_error(call, "invalid_args", "connection_bound must be true or false");
-		return;
-	}
-	if (session != NULL && strcmp(session, "new") == 0) {
-		crab_admin_reply_error(call, "invalid_args",
-		    "session_id \"new\" leases are not supported yet; name an existing session");
 		return;
 	}
 	if (ttl != NULL)

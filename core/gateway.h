@@ -59,6 +59,8 @@ struct crab_ingest_producer {
 	const char *tenant_id;  /* fixed by a lease */
 	const char *agent_id;   /* fixed by a lease, or NULL */
 	const char *session_id; /* a lease's session binding, or NULL */
+	const char *lease_id;   /* with session_pending: the lease the first event binds */
+	int session_pending;    /* a lease made for a new session, not bound yet */
 	int trusted;            /* names tenant_id and agent_id in the envelope itself (modules) */
 };
 

@@ -37,6 +37,7 @@ struct ingest_job {
 	char *tenant_id, *agent_id, *platform, *channel_id, *actor_id;
 	char *runtime_key, *memory_key, *idempotency_key, *type, *producer;
 	char *given_session_id; /* CRAB_SESSION_GIVEN */
+	char *bind_lease_id;    /* a lease for a new session: its first event binds it */
 	char *body;             /* the envelope as received */
 	enum crab_session_mode mode;
 	int64_t now;
@@ -61,6 +62,7 @@ static void ingest_job_free(struct ingest_job *j)
 	free(j->type);
 	free(j->producer);
 	free(j->given_session_id);
+	free(j->bind_lease_id);
 	free(j->body);
 	free(j);
 }
@@ -112,22 +114,57 @@ static int session_create(struct crab_store *st, struct ingest_job *j)
 	return 0;
 }
 
+static int session_forbidden(struct ingest_job *j, const char *why)
+{
+	crab_error_set(&j->err, "session_forbidden", "session_id", "%s", why);
+	j->failed = 1;
+	return -1;
+}
+
+/* A lease made for a new session: its first event creates the session and binds the
+ * lease, in this transaction, so that of two racing first events only one creates it;
+ * later events continue that session. */
+static int resolve_lease_session(struct crab_store *st, struct ingest_job *j)
+{
+	char bound[CRAB_STORE_ID_MAX];
+	int rc = crab_store_lease_session(st, j->bind_lease_id, bound);
+
+	if (rc <= 0)
+		return -1;
+	if (strcmp(bound, "new") == 0) {
+		if (j->mode == CRAB_SESSION_GIVEN)
+			return session_forbidden(j, "this lease is for a new session");
+		if (session_create(st, j) != 0 ||
+		    crab_store_lease_bind_session(st, j->bind_lease_id, j->session_id) != 0)
+			return -1;
+		return 0;
+	}
+	if (j->mode == CRAB_SESSION_NEW ||
+	    (j->mode == CRAB_SESSION_GIVEN && strcmp(j->given_session_id, bound) != 0))
+		return session_forbidden(j, "this lease is bound to another session");
+	free(j->given_session_id);
+	j->given_session_id = xstrdup(bound);
+	j->mode = CRAB_SESSION_GIVEN;
+	free(j->bind_lease_id); /* bound already: nothing to bind */
+	j->bind_lease_id = NULL;
+	return 1;
+}
+
 static int resolve_session(struct crab_store *st, struct ingest_job *j)
 {
 	struct crab_store_session s;
 	int rc;
+
+	if (j->bind_lease_id != NULL && (rc = resolve_lease_session(st, j)) <= 0)
+		return rc;
 
 	switch (j->mode) {
 	case CRAB_SESSION_GIVEN:
 		rc = crab_store_session_get(st, j->tenant_id, j->given_session_id, &s);
 		if (rc < 0)
 			return -1;
-		if (rc == 0) {
-			crab_error_set(&j->err, "session_forbidden", "session_id",
-			    "session '%.64s' is not one of this tenant's", j->given_session_id);
-			j->failed = 1;
-			return -1;
-		}
+		if (rc == 0)
+			return session_forbidden(j, "the session is not one of this tenant's");
 		crab_strlcpy(j->session_id, s.id, sizeof(j->session_id));
 		return 0;
 	case CRAB_SESSION_CURRENT:
@@ -197,6 +234,17 @@ static void answer_error(struct crab_gateway *gw, crab_ingest_answer_fn answer, 
 	free(body);
 }
 
+/* The store has bound a lease made for a new session: the index follows. */
+static void lease_bound(struct crab_gateway *gw, const char *lease_id, const char *session_id)
+{
+	struct crab_lease *l = crab_lease_table_by_id(gw->leases, lease_id);
+
+	if (l != NULL && l->session_pending) {
+		l->session_pending = 0;
+		l->session_id = xstrdup(session_id);
+	}
+}
+
 static void ingest_done(struct crab_store_job *job, enum crab_job_status status)
 {
 	struct ingest_job *j = (struct ingest_job *)job;
@@ -215,6 +263,8 @@ static void ingest_done(struct crab_store_job *job, enum crab_job_status status)
 			gw->counters.events_duplicate++;
 		else
 			gw->counters.events_accepted++;
+		if (j->bind_lease_id != NULL && !j->duplicate)
+			lease_bound(gw, j->bind_lease_id, j->session_id);
 		answer_json(j->answer, j->answer_arg, 202, json_pack("{s:s, s:s, s:b}", "event_id",
 		    j->result_event_id, "session_id", j->session_id, "duplicate", j->duplicate));
 	}
@@ -244,7 +294,12 @@ static int apply_producer(struct crab_gateway *gw, const struct crab_ingest_prod
 	j->tenant_id = xstrdup(tenant);
 	j->agent_id = xstrdup(agent ? agent : gw->cfg->default_agent);
 	j->mode = env->session_mode;
-	if (p->session_id != NULL) {
+	if (p->session_pending) {
+		/* decided in the store, where the binding is: resolve_lease_session */
+		j->bind_lease_id = xstrdup(p->lease_id);
+		if (env->session_mode == CRAB_SESSION_GIVEN)
+			j->given_session_id = xstrdup(env->session_id);
+	} else if (p->session_id != NULL) {
 		if (env->session_mode == CRAB_SESSION_NEW ||
 		    (env->session_mode == CRAB_SESSION_GIVEN &&
 			strcmp(env->session_id, p->session_id) != 0)) {
@@ -322,7 +377,8 @@ static void handle_event(struct crab_gateway *gw, struct crab_http_request *req,
 	char id[CRAB_ID_MAX + 8];
 	struct crab_ingest_producer p = {
 		.id = id, .tenant_id = lease->tenant_id, .agent_id = lease->agent_id,
-		.session_id = lease->session_id,
+		.session_id = lease->session_id, .lease_id = lease->id,
+		.session_pending = lease->session_pending,
 	};
 	struct crab_error err;
 	const char *body;

@@ -82,6 +82,17 @@ struct crab_lease *crab_lease_table_find(struct crab_lease_table *t, const char 
 	return NULL;
 }
 
+struct crab_lease *crab_lease_table_by_id(struct crab_lease_table *t, const char *lease_id)
+{
+	for (int i = 0; i < NBUCKETS; i++) {
+		for (struct crab_lease *l = t->buckets[i]; l != NULL; l = l->next) {
+			if (strcmp(l->id, lease_id) == 0)
+				return l;
+		}
+	}
+	return NULL;
+}
+
 int crab_lease_table_remove(struct crab_lease_table *t, const char *lease_id)
 {
 	for (int i = 0; i < NBUCKETS; i++) {
@@ -190,7 +201,8 @@ struct crab_lease *crab_lease_from_row(const struct crab_store_lease *row)
 	crab_strlcpy(l->id, row->id, sizeof(l->id));
 	l->tenant_id = xstrdup(row->tenant_id);
 	l->agent_id = row->agent_id[0] ? xstrdup(row->agent_id) : NULL;
-	l->session_id = row->session_id[0] ? xstrdup(row->session_id) : NULL;
+	l->session_pending = strcmp(row->session_id, "new") == 0;
+	l->session_id = row->session_id[0] && !l->session_pending ? xstrdup(row->session_id) : NULL;
 	l->scopes = scopes_from_text(row->scopes);
 	l->connection_bound = row->connection_bound;
 	l->created_at = row->created_at;

@@ -23,6 +23,7 @@ struct crab_lease {
 	char *tenant_id;  /* "*": derived from the identity mapping */
 	char *agent_id;   /* NULL when unset */
 	char *session_id; /* NULL when not bound to a session */
+	int session_pending; /* made for a new session that its first event creates */
 	unsigned scopes;
 	int connection_bound;
 	int64_t created_at, expires_at;
@@ -40,6 +41,8 @@ void crab_lease_table_add(struct crab_lease_table *t, struct crab_lease *l);
 /* The live lease a bearer token names, or NULL (unknown, or expired: then dropped). */
 struct crab_lease *crab_lease_table_find(struct crab_lease_table *t, const char *token,
     int64_t now_ms);
+/* The live lease with that id, or NULL. */
+struct crab_lease *crab_lease_table_by_id(struct crab_lease_table *t, const char *lease_id);
 /* Drops the lease with that id; 1 when it was there. */
 int crab_lease_table_remove(struct crab_lease_table *t, const char *lease_id);
 /* Drops every lease expired at now_ms; returns how many. */

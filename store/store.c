@@ -378,10 +378,11 @@ int crab_store_lease_revoke(struct crab_store *st, const char *lease_id, int64_t
 int crab_store_lease_bind_session(struct crab_store *st, const char *lease_id,
     const char *session_id)
 {
-	/* Binding is once: a lease already bound to another session keeps it. */
+	/* Binding is once: a lease already bound to another session keeps it. A lease made
+	 * for a new session holds "new" until its first event binds it. */
 	static const char sql[] =
 		"UPDATE leases SET session_id = $2"
-		" WHERE id = $1 AND (session_id IS NULL OR session_id = $2)";
+		" WHERE id = $1 AND (session_id IS NULL OR session_id = 'new' OR session_id = $2)";
 	const struct crab_db_param p[] = {CRAB_DB_T(lease_id), CRAB_DB_T(session_id)};
 	int64_t changes = 0;
 
@@ -398,6 +399,21 @@ struct lease_walk {
 	void *arg;
 	int bad;
 };
+
+int crab_store_lease_session(struct crab_store *st, const char *lease_id,
+    char session_id[CRAB_STORE_ID_MAX])
+{
+	static const char sql[] = "SELECT COALESCE(session_id, '') FROM leases WHERE id = $1";
+	const struct crab_db_param p[] = {CRAB_DB_T(lease_id)};
+	struct id_row r = {session_id, 0, 0};
+
+	session_id[0] = '\0';
+	if (exec(st, "lease_session", sql, 1, p, id_row, &r, NULL) == -1)
+		return -1;
+	if (r.bad)
+		return fail_msg(st, "lease_session", "stored session id too long");
+	return r.found;
+}
 
 static int lease_row(void *ud, int ncol, const char *const *v)
 {

@@ -126,7 +126,7 @@ struct crab_store_lease {
 	char token_hash[65];
 	char tenant_id[CRAB_STORE_NAME_MAX];
 	char agent_id[CRAB_STORE_NAME_MAX];   /* "" when unset */
-	char session_id[CRAB_STORE_ID_MAX];   /* "" when unset */
+	char session_id[CRAB_STORE_ID_MAX];   /* "" when unset, "new" until the first event */
 	char scopes[64];                      /* "produce", "subscribe" or "produce,subscribe" */
 	int connection_bound;
 	int64_t created_at;
@@ -138,6 +138,10 @@ int crab_store_lease_revoke(struct crab_store *st, const char *lease_id, int64_t
 /* Sets the session of a lease created for a new session, at its first event. */
 int crab_store_lease_bind_session(struct crab_store *st, const char *lease_id,
     const char *session_id);
+/* The session a lease is bound to: "" unbound, "new" waiting for its first event, else
+ * the session id. 1 found, 0 no such lease, -1 error. */
+int crab_store_lease_session(struct crab_store *st, const char *lease_id,
+    char session_id[CRAB_STORE_ID_MAX]);
 /* Calls cb for every lease neither revoked nor expired at now_ms; cb returning
  * non-zero stops the walk. */
 int crab_store_lease_foreach_live(struct crab_store *st, int64_t now_ms,

@@ -140,10 +140,11 @@ test_expect_success 'a model.test still streaming at shutdown is cancelled, noth
 		"    delay_ms: 5000")" &&
 	start_gateway slow &&
 	{ "$CRAB" admin model.test "{\"module\":\"example\",\"request\":{\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}}" >slow.out 2>&1 & } &&
+	asker=$! &&
 	for i in $(seq 1 50); do grep -q "model.test\|example" "$GW_LOG" && break; sleep 0.02; done &&
 	sleep 0.3 &&
 	stop_gateway &&
-	wait &&
+	{ wait $asker; true; } &&
 	! grep -q "Hello from the rule file" slow.out
 '
 
