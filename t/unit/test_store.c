@@ -223,6 +223,25 @@ static void test_leases(struct crab_store *st, int64_t now, const struct crab_st
 	CHECK_INT(crab_store_lease_revoke(st, "lea_missing", now), 0,
 	    name("lease revoke: unknown id"));
 
+	{
+		struct crab_store_lease pending;
+		char bound[CRAB_STORE_ID_MAX];
+
+		make_lease(&pending, now, 3600 * 1000);
+		snprintf(pending.session_id, sizeof(pending.session_id), "new");
+		CHECK(crab_store_lease_insert(st, &pending) == 0 &&
+		    crab_store_lease_session(st, pending.id, bound) == 1 && strcmp(bound, "new") == 0,
+		    name("lease session: a lease for a new session holds \"new\""));
+		CHECK(crab_store_lease_bind_session(st, pending.id, sa->id) == 0 &&
+		    crab_store_lease_session(st, pending.id, bound) == 1 &&
+		    strcmp(bound, sa->id) == 0, name("lease session: its first event binds it"));
+		CHECK_INT(crab_store_lease_bind_session(st, pending.id, "ses_other"), -1,
+		    name("lease session: bound once, for good"));
+		CHECK_INT(crab_store_lease_session(st, "lea_missing", bound), 0,
+		    name("lease session: unknown lease"));
+		CHECK_INT(crab_store_lease_revoke(st, pending.id, now), 1,
+		    name("lease session: the pending lease revokes like any"));
+	}
 	CHECK_INT(crab_store_lease_bind_session(st, live.id, sa->id), 0,
 	    name("lease bind_session"));
 	CHECK_INT(crab_store_lease_bind_session(st, live.id, "ses_other"), -1,
@@ -249,7 +268,7 @@ static void test_counts(struct crab_store *st)
 	int64_t n = -1;
 
 	CHECK(crab_store_count(st, "sessions", &n) == 0 && n == 2, name("count sessions"));
-	CHECK(crab_store_count(st, "leases", &n) == 0 && n == 4, name("count leases"));
+	CHECK(crab_store_count(st, "leases", &n) == 0 && n == 5, name("count leases"));
 	CHECK(crab_store_count(st, "turns", &n) == 0 && n == 0, name("count turns"));
 	CHECK_INT(crab_store_count(st, "nosuch", &n), -1, name("count: unknown table refused"));
 	CHECK(strstr(crab_store_error(st), "unknown table") != NULL,
