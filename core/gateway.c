@@ -29,10 +29,14 @@
 
 /* ---- retention ---- */
 
+/* Keys pruned per store job: each job shares a transaction with ingest, so a large
+ * backlog is pruned in many short jobs rather than one long stall. */
+#define PRUNE_CHUNK 5000
+
 struct retention_job {
 	struct crab_store_job job;
 	struct crab_gateway *gw;
-	int64_t cutoff, pruned;
+	int64_t cutoff, pruned, total;
 	void (*done)(void *arg, int64_t pruned);
 	void *arg;
 };
@@ -40,18 +44,24 @@ struct retention_job {
 static int retention_job_run(struct crab_store *st, struct crab_store_job *job)
 {
 	struct retention_job *j = (struct retention_job *)job;
-	return crab_store_idem_prune(st, j->cutoff, &j->pruned);
+	return crab_store_idem_prune(st, j->cutoff, PRUNE_CHUNK, &j->pruned);
 }
 
 static void retention_job_done(struct crab_store_job *job, enum crab_job_status status)
 {
 	struct retention_job *j = (struct retention_job *)job;
-	int64_t pruned = status == CRAB_JOB_OK ? j->pruned : -1;
 
-	if (pruned > 0)
-		log_info("retention: pruned %lld idempotency keys", (long long)pruned);
+	if (status == CRAB_JOB_OK) {
+		j->total += j->pruned;
+		if (j->pruned == PRUNE_CHUNK) { /* more to go: queue behind the ingest waiting */
+			crab_storeq_submit(j->gw->storeq, &j->job);
+			return;
+		}
+	}
+	if (j->total > 0)
+		log_info("retention: pruned %lld idempotency keys", (long long)j->total);
 	if (j->done != NULL)
-		j->done(j->arg, pruned);
+		j->done(j->arg, status == CRAB_JOB_OK ? j->total : -1);
 	free(j);
 }
 

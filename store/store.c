@@ -207,13 +207,19 @@ int crab_store_idem_claim(struct crab_store *st, const char *tenant_id, const ch
 	return 0;
 }
 
-int crab_store_idem_prune(struct crab_store *st, int64_t cutoff_ms, int64_t *deleted)
+int crab_store_idem_prune(struct crab_store *st, int64_t cutoff_ms, int64_t limit,
+    int64_t *deleted)
 {
-	static const char sql[] = "DELETE FROM idempotency_keys WHERE created_at < $1";
-	const struct crab_db_param p[] = {CRAB_DB_I(cutoff_ms)};
+	/* Row values and a LIMIT in a subquery: portable to both backends (SQLite has no
+	 * DELETE ... LIMIT unless built for it). The created_at index finds the oldest. */
+	static const char sql[] =
+		"DELETE FROM idempotency_keys WHERE (tenant_id, key) IN"
+		" (SELECT tenant_id, key FROM idempotency_keys WHERE created_at < $1"
+		" ORDER BY created_at LIMIT $2)";
+	const struct crab_db_param p[] = {CRAB_DB_I(cutoff_ms), CRAB_DB_I(limit)};
 	int64_t n = 0;
 
-	if (exec(st, "idem_prune", sql, 1, p, NULL, NULL, &n) == -1)
+	if (exec(st, "idem_prune", sql, 2, p, NULL, NULL, &n) == -1)
 		return -1;
 	if (deleted != NULL)
 		*deleted = n;

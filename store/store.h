@@ -70,8 +70,10 @@ struct crab_store_idem {
 int crab_store_idem_claim(struct crab_store *st, const char *tenant_id, const char *key,
     const char *event_id, const char *session_id, int64_t now_ms,
     struct crab_store_idem *existing);
-/* Deletes keys created before cutoff_ms; *deleted gets the count. */
-int crab_store_idem_prune(struct crab_store *st, int64_t cutoff_ms, int64_t *deleted);
+/* Deletes at most limit keys created before cutoff_ms; *deleted gets the count. Bounded
+ * so that one call never holds the writer long: call again while *deleted == limit. */
+int crab_store_idem_prune(struct crab_store *st, int64_t cutoff_ms, int64_t limit,
+    int64_t *deleted);
 
 /* The inbox: every accepted event, stored before it is acknowledged. */
 struct crab_store_event {

@@ -75,8 +75,14 @@ static void test_idempotency(struct crab_store *st, int64_t now)
 	    name("idem claim: same key in another tenant is independent"));
 	CHECK_INT(crab_store_idem_claim(st, "t1", "old", e2, s2, now - 8 * DAY_MS, &ex), 1,
 	    name("idem claim: an old key"));
-	CHECK_INT(crab_store_idem_prune(st, now - 7 * DAY_MS, &n), 0, name("idem prune"));
+	CHECK_INT(crab_store_idem_claim(st, "t2", "old2", e2, s2, now - 9 * DAY_MS, &ex), 1,
+	    name("idem claim: an older key"));
+	CHECK_INT(crab_store_idem_prune(st, now - 7 * DAY_MS, 1, &n), 0, name("idem prune"));
+	CHECK_INT(n, 1, name("idem prune: no more than the limit at once"));
+	CHECK_INT(crab_store_idem_prune(st, now - 7 * DAY_MS, 1, &n), 0, name("idem prune again"));
 	CHECK_INT(n, 1, name("idem prune: deletes only keys before the cutoff"));
+	CHECK_INT(crab_store_idem_prune(st, now - 7 * DAY_MS, 1, &n), 0, name("idem prune, done"));
+	CHECK_INT(n, 0, name("idem prune: nothing left before the cutoff"));
 	CHECK(crab_store_count(st, "idempotency_keys", &n) == 0 && n == 2,
 	    name("idem prune: the others remain"));
 	CHECK_INT(crab_store_idem_claim(st, "t1", "old", e1, s1, now, &ex), 1,
