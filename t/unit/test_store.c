@@ -493,10 +493,8 @@ static void quiet(void *arg, const char *msg)
 /* Leaves the PostgreSQL test database without the store's tables. */
 static int pg_clean(const char *dsn)
 {
-	static const char sql[] =
-		"DROP TABLE IF EXISTS schema_migrations, session_bindings, tool_calls, turns,"
-		" sessions, inbox, idempotency_keys, config_revisions, event_outbox, deliveries,"
-		" dead_letters, peers, leases, module_kv CASCADE";
+	/* The whole schema, not a list of tables that each migration would have to extend. */
+	static const char sql[] = "DROP SCHEMA public CASCADE; CREATE SCHEMA public";
 	PGconn *c = PQconnectdb(dsn);
 	PGresult *r = NULL;
 	int ok = PQstatus(c) == CONNECTION_OK;
