@@ -180,7 +180,7 @@ IDLE_AFTER_RSS=$(mem_kb "$GW_PID" VmRSS)
 LOAD_ANON=$(awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { print m }' "$WORK/mem.samples")
 LOAD_RSS=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$WORK/mem.samples")
 
-"$CRAB" admin status >"$WORK/status.json" || fail "status failed"
+"$CRAB" admin status '{"rows":true}' >"$WORK/status.json" || fail "status failed"
 STORED=$(jq -r .store.rows.inbox "$WORK/status.json")
 COUNTED=$(jq -r .counters.events_accepted "$WORK/status.json")
 stop_gateway
