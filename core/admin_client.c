@@ -22,6 +22,19 @@ const char *crab_cli_admin_socket(const char *option)
 	return env != NULL && *env ? env : "crab-data/admin.sock";
 }
 
+int crab_cli_admin_socket_only(int argc, char **argv, int from, const char **socket_path)
+{
+	const char *option = NULL;
+
+	for (int i = from; i < argc; i++) {
+		if (strcmp(argv[i], "--admin-socket") != 0 || i + 1 == argc)
+			return -1;
+		option = argv[++i];
+	}
+	*socket_path = crab_cli_admin_socket(option);
+	return 0;
+}
+
 static int write_all(int fd, const char *p, size_t len)
 {
 	while (len > 0) {

@@ -10,6 +10,10 @@
  * crab-data/admin.sock (the quick start's data directory). */
 const char *crab_cli_admin_socket(const char *option);
 
+/* For commands whose only option is --admin-socket PATH: reads argv[from..] into
+ * *socket_path (the socket to use); 0, or -1 for anything else (a usage error). */
+int crab_cli_admin_socket_only(int argc, char **argv, int from, const char **socket_path);
+
 /* One call on the admin socket. Takes args (may be NULL). On success returns 0 and a new
  * reference in *result; on failure -1 with one line in err ("code: message" when the
  * gateway refused). */

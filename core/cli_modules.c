@@ -12,15 +12,11 @@ int crab_cli_modules_main(int argc, char **argv)
 	char err[512];
 	size_t i;
 
-	for (int a = 1; a < argc; a++) {
-		if (strcmp(argv[a], "--admin-socket") == 0 && a + 1 < argc) {
-			sock = argv[++a];
-		} else {
-			fprintf(stderr, "usage: crab modules [--admin-socket PATH]\n");
-			return 2;
-		}
+	if (crab_cli_admin_socket_only(argc, argv, 1, &sock) != 0) {
+		fprintf(stderr, "usage: crab modules [--admin-socket PATH]\n");
+		return 2;
 	}
-	if (crab_admin_call(crab_cli_admin_socket(sock), "modules.list", NULL, &r, err,
+	if (crab_admin_call(sock, "modules.list", NULL, &r, err,
 		sizeof(err)) != 0) {
 		fprintf(stderr, "crab: %s\n", err);
 		return 1;

@@ -10,19 +10,12 @@ int crab_cli_pair_main(int argc, char **argv)
 	json_t *r;
 	char err[512];
 
-	if (argc < 2 || strcmp(argv[1], "test") != 0) {
+	if (argc < 2 || strcmp(argv[1], "test") != 0 ||
+	    crab_cli_admin_socket_only(argc, argv, 2, &sock) != 0) {
 		fprintf(stderr, "usage: crab pair test [--admin-socket PATH]\n");
 		return 2;
 	}
-	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--admin-socket") == 0 && i + 1 < argc) {
-			sock = argv[++i];
-		} else {
-			fprintf(stderr, "usage: crab pair test [--admin-socket PATH]\n");
-			return 2;
-		}
-	}
-	if (crab_admin_call(crab_cli_admin_socket(sock), "pair.test", NULL, &r, err,
+	if (crab_admin_call(sock, "pair.test", NULL, &r, err,
 		sizeof(err)) != 0) {
 		fprintf(stderr, "crab: %s\n", err);
 		return 1;

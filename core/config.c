@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "util.h"
 
 enum field_type { F_STRING, F_INT, F_BOOL };
@@ -299,6 +300,7 @@ static void set_defaults(struct crab_config *cfg)
 static void check_semantics(struct loader *ld, struct fy_node *root)
 {
 	struct crab_config *cfg = ld->cfg;
+	enum crab_log_level level;
 	struct fy_node *store = fy_node_mapping_lookup_by_string(root, "store", -1);
 	struct fy_node *at = store ? fy_node_mapping_lookup_by_string(store, "driver", -1) : NULL;
 	const char *colon = strrchr(cfg->listen, ':');
@@ -314,16 +316,9 @@ static void check_semantics(struct loader *ld, struct fy_node *root)
 		report(ld, NULL, "gateway listen '%s' must be host:port%s", cfg->listen, "");
 	if (cfg->limits.rate_burst < cfg->limits.rate_per_second)
 		report(ld, NULL, "limits rate_burst must be at least rate_per_second%s%s", "", "");
-	{
-		enum { NLEVELS = 4 };
-		static const char *levels[NLEVELS] = {"debug", "info", "warn", "error"};
-		int ok = 0;
-		for (int i = 0; i < NLEVELS; i++)
-			ok |= strcmp(levels[i], cfg->log_level) == 0;
-		if (!ok)
-			report(ld, NULL, "log level must be debug, info, warn or error, not '%s'%s",
-			    cfg->log_level, "");
-	}
+	if (log_level_parse(cfg->log_level, &level) != 0)
+		report(ld, NULL, "log level must be debug, info, warn or error, not '%s'%s",
+		    cfg->log_level, "");
 }
 
 struct crab_config *crab_config_load(const char *path, FILE *errf)
