@@ -43,6 +43,7 @@ CORE_SRC := \
 	core/errors.c \
 	core/envelope.c \
 	core/config.c \
+	core/template.c \
 	core/http_server.c \
 	core/http_client.c \
 	core/storeq.c \

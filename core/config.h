@@ -16,6 +16,54 @@ struct crab_config_module {
 	json_t *config; /* the entry's config: node ({} when none) */
 };
 
+/* models: one entry per model the agents may use; an instance of an adapter module. */
+struct crab_config_model {
+	char *id;       /* what agents name */
+	char *adapter;  /* a model adapter module: "echo", "openai", or one a .so provides */
+	char *model;    /* the provider's model name; default: id */
+	json_t *config; /* the whole entry as JSON: the adapter's own keys (base_url,
+			 * api_key_env, timeout_s, ...) are passed to its init */
+	int adapter_line, adapter_col; /* where adapter is written, for startup errors */
+};
+
+/* agents: who answers. Context layers are path templates ({platform}, {channel_id},
+ * {actor_id}, {tenant_id}, {agent_id}), resolved against the config's directory;
+ * NULL = no such layer. */
+struct crab_config_agent {
+	char *id;
+	char *model;            /* a models[] id */
+	char *context_global;   /* the agent's own .md */
+	char *context_platform; /* channel/platform-scoped layers, in this order */
+	char *context_channel;
+	char *context_actor;
+	int64_t max_tokens;        /* the model's answer limit */
+	int64_t history_max_turns; /* budget of earlier turns sent to the model */
+	int64_t history_max_bytes;
+};
+
+/* tenants[].identities: who belongs to a tenant. An entry with neither actors nor
+ * channels maps the whole platform. */
+struct crab_config_identity {
+	char *platform;
+	char **actors;
+	size_t nactors;
+	char **channels;
+	size_t nchannels;
+};
+
+struct crab_config_tenant {
+	char *id;
+	struct crab_config_identity *identities;
+	size_t nidentities;
+};
+
+/* routes: the first whose every given match key equals the event's picks the agent. */
+struct crab_config_route {
+	char *platform, *channel_id, *actor_id, *tenant; /* match keys; NULL = any */
+	char *agent;
+	char *isolation_key; /* a template, or NULL: memory scope "global" */
+};
+
 struct crab_config {
 	char *path;          /* the file it came from */
 	char *listen;        /* "host:port" of the public HTTP ingress */
@@ -48,7 +96,37 @@ struct crab_config {
 
 	struct crab_config_module *modules;
 	size_t nmodules;
+
+	struct crab_config_model *models;
+	size_t nmodels;
+	struct crab_config_agent *agents;
+	size_t nagents;
+	struct crab_config_tenant *tenants;
+	size_t ntenants;
+	struct crab_config_route *routes;
+	size_t nroutes;
+
+	struct {
+		int refuse_unmapped;     /* unmapped_actors: refuse (default) or route */
+		char *unmapped_tenant;   /* with route: the tenant unmapped actors get */
+	} router;
+
+	struct {
+		int64_t max_concurrent;  /* turns running at once, across sessions */
+		int64_t model_timeout_s; /* one model call, retries included */
+	} turns;
+
+	char *source_text;      /* the file's bytes as loaded (config_revisions) */
+	size_t source_len;
 };
+
+/* Finds an entry by id, or NULL. */
+const struct crab_config_model *crab_config_model_find(const struct crab_config *cfg,
+    const char *id);
+const struct crab_config_agent *crab_config_agent_find(const struct crab_config *cfg,
+    const char *id);
+const struct crab_config_tenant *crab_config_tenant_find(const struct crab_config *cfg,
+    const char *id);
 
 /* Loads and validates path. Returns NULL after printing every error to errf. */
 struct crab_config *crab_config_load(const char *path, FILE *errf);
