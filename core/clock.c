@@ -16,6 +16,13 @@ int64_t crab_clock_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + atomic_load(&clock_offset_ms);
 }
 
+int64_t crab_monotonic_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void crab_clock_advance(int64_t ms)
 {
 	atomic_fetch_add(&clock_offset_ms, ms);

@@ -10,6 +10,9 @@
 /* Milliseconds since the epoch, UTC, as the system sees it plus the test offset. */
 int64_t crab_clock_now_ms(void);
 
+/* Microseconds on CLOCK_MONOTONIC: durations only (never moved by tests). */
+int64_t crab_monotonic_us(void);
+
 /* Moves the clock forward by ms (tests only; the caller checks the build). */
 void crab_clock_advance(int64_t ms);
 

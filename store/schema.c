@@ -154,6 +154,28 @@ static const char *const migrations[] = {
 	" value TEXT NOT NULL,"
 	" updated_at BIGINT NOT NULL,"
 	" PRIMARY KEY (module, key));",
+
+	/* 3: turns. The inbox keeps where an event's answer goes and which events still
+	 * wait for their turn; a session counts the seq of its events; last_active keeps
+	 * the channel an actor (or anyone of a tenant, actor_id '') last used with an agent,
+	 * where internal events without a target are answered (PROTOCOLS.md §1). */
+	"ALTER TABLE inbox ADD COLUMN target TEXT;"
+	"CREATE INDEX inbox_pending ON inbox (id) WHERE state = 'pending';"
+	"ALTER TABLE sessions ADD COLUMN last_seq BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE turns ADD COLUMN agent_id TEXT;"
+	"ALTER TABLE turns ADD COLUMN input TEXT;"
+	"ALTER TABLE turns ADD COLUMN output TEXT;"
+	"CREATE INDEX turns_event ON turns (event_id);"
+	"CREATE INDEX turns_session_order ON turns (session_id, id);"
+	"CREATE TABLE last_active ("
+	" tenant_id TEXT NOT NULL,"
+	" agent_id TEXT NOT NULL,"
+	" actor_id TEXT NOT NULL,"
+	" platform TEXT NOT NULL,"
+	" channel_id TEXT NOT NULL,"
+	" thread_id TEXT,"
+	" updated_at BIGINT NOT NULL,"
+	" PRIMARY KEY (tenant_id, agent_id, actor_id));",
 };
 
 static const char create_migrations_sql[] =

@@ -10,10 +10,7 @@
 #include "core/clock.h"
 #include "core/util.h"
 #include "store/db.h"
-
-struct crab_store {
-	struct crab_db db;
-};
+#include "store/store_int.h"
 
 static const struct crab_db_ops *const backends[] = {&crab_db_sqlite, &crab_db_postgres};
 
@@ -27,29 +24,6 @@ int crab_db_row_int(void *ud, int ncol, const char *const *values)
 	return 1;
 }
 
-/* Copies a column into a fixed field; -1 when it does not fit (never truncates). */
-static int copy_col(char *dst, size_t size, const char *v)
-{
-	return crab_strlcpy(dst, v != NULL ? v : "", size) < size ? 0 : -1;
-}
-
-static int int_col(int64_t *out, const char *v)
-{
-	*out = 0;
-	return v == NULL ? 0 : crab_parse_int64(v, INT64_MIN, INT64_MAX, out);
-}
-
-static int exec(struct crab_store *st, const char *what, const char *sql, int nparams,
-    const struct crab_db_param *params, crab_db_row_cb cb, void *ud, int64_t *changes)
-{
-	return crab_db_exec(&st->db, what, sql, nparams, params, cb, ud, changes);
-}
-
-static int fail_msg(struct crab_store *st, const char *what, const char *msg)
-{
-	snprintf(st->db.err, sizeof(st->db.err), "%s: %s", what, msg);
-	return -1;
-}
 
 struct crab_store *crab_store_open(const struct crab_store_options *opts, char *err,
     size_t errlen)
@@ -232,13 +206,15 @@ int crab_store_event_insert(struct crab_store *st, const struct crab_store_event
 {
 	static const char sql[] =
 		"INSERT INTO inbox (id, tenant_id, agent_id, session_id, type, idempotency_key,"
-		" producer, envelope, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+		" producer, envelope, target, received_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 	const struct crab_db_param p[] = {CRAB_DB_T(ev->id), CRAB_DB_T(ev->tenant_id),
 		CRAB_DB_T(ev->agent_id), CRAB_DB_T(ev->session_id), CRAB_DB_T(ev->type),
 		CRAB_DB_T(ev->idempotency_key), CRAB_DB_T(ev->producer),
-		CRAB_DB_T(ev->envelope_json), CRAB_DB_I(ev->received_at)};
+		CRAB_DB_T(ev->envelope_json), CRAB_DB_T(ev->target_json),
+		CRAB_DB_I(ev->received_at)};
 
-	return exec(st, "event_insert", sql, 9, p, NULL, NULL, NULL);
+	return exec(st, "event_insert", sql, 10, p, NULL, NULL, NULL);
 }
 
 /* Sessions and bindings. */
@@ -532,6 +508,7 @@ static const struct {
 	COUNT_SQL(peers),
 	COUNT_SQL(leases),
 	COUNT_SQL(module_kv),
+	COUNT_SQL(last_active),
 };
 
 int crab_store_count(struct crab_store *st, const char *table, int64_t *out)

@@ -85,6 +85,8 @@ struct crab_store_event {
 	const char *idempotency_key;
 	const char *producer;      /* "lease:lea_..." or "peer:peer_..." */
 	const char *envelope_json; /* the canonical envelope as stored */
+	const char *target_json;   /* where the answer goes: {"platform","channel_id",
+				    * "thread_id"}, or NULL: nowhere */
 	int64_t received_at;
 };
 int crab_store_event_insert(struct crab_store *st, const struct crab_store_event *ev);
@@ -121,6 +123,116 @@ int crab_store_binding_current(struct crab_store *st, const char *tenant_id,
     const char *runtime_key, char session_id[CRAB_STORE_ID_MAX]);
 /* Inserts or replaces the binding of (tenant_id, runtime_key). */
 int crab_store_binding_set(struct crab_store *st, const struct crab_store_binding *b);
+
+/* A session's row as the session manager lists it. Strings are malloc'd (free with
+ * crab_store_session_info_free). */
+struct crab_store_session_info {
+	char *id, *tenant_id, *agent_id, *runtime_key, *memory_key, *status;
+	char *last_active_channel; /* JSON or NULL */
+	int64_t created_at, updated_at, closed_at, last_seq, turns;
+};
+void crab_store_session_info_free(struct crab_store_session_info *s);
+/* Sessions, newest first; tenant_id and status NULL mean any. cb returning non-zero stops. */
+int crab_store_session_list(struct crab_store *st, const char *tenant_id, const char *status,
+    int64_t limit, int (*cb)(const struct crab_store_session_info *s, void *arg), void *arg);
+/* 1 found, 0 not found. */
+int crab_store_session_info(struct crab_store *st, const char *session_id,
+    struct crab_store_session_info *out);
+/* Closes an open session and drops the bindings that point at it, so the runtime key's
+ * next event opens a new one. 1 closed, 0 not open (or not found), -1 error. */
+int crab_store_session_close(struct crab_store *st, const char *session_id, int64_t now_ms);
+/* Reserves n consecutive seq values of a session's events; *first gets the first. */
+int crab_store_session_seq(struct crab_store *st, const char *session_id, int n,
+    int64_t *first);
+
+/* Where conversations last were: per session, per (tenant, agent, actor) and per
+ * (tenant, agent) (actor_id ""). A channel is {"platform","channel_id","thread_id"}. */
+struct crab_store_channel {
+	char platform[CRAB_STORE_NAME_MAX];
+	char channel_id[CRAB_STORE_NAME_MAX];
+	char thread_id[CRAB_STORE_NAME_MAX]; /* "" when none */
+};
+/* Records that a message arrived on ch in session_id: all three levels. */
+int crab_store_last_active_set(struct crab_store *st, const char *tenant_id,
+    const char *agent_id, const char *actor_id, const char *session_id,
+    const struct crab_store_channel *ch, int64_t now_ms);
+/* The last channel of (tenant, agent, actor), actor "" for anyone of the tenant.
+ * 1 found, 0 none, -1 error. */
+int crab_store_last_active_get(struct crab_store *st, const char *tenant_id,
+    const char *agent_id, const char *actor_id, struct crab_store_channel *out);
+/* The last channel of a session of that tenant: 1 found, 0 none, -1 error. */
+int crab_store_session_channel(struct crab_store *st, const char *tenant_id,
+    const char *session_id, struct crab_store_channel *out);
+
+/* Turns. An accepted event waits in the inbox ('pending') until the transaction that
+ * stores its finished turn marks it done. */
+struct crab_store_inbox_row {
+	char id[CRAB_STORE_ID_MAX];
+	char tenant_id[CRAB_STORE_NAME_MAX];
+	char agent_id[CRAB_STORE_NAME_MAX];
+	char session_id[CRAB_STORE_ID_MAX];
+	char type[64];
+	char state[16];
+	char *envelope; /* malloc'd */
+	char *target;   /* malloc'd JSON, or NULL */
+	int64_t received_at;
+};
+void crab_store_inbox_row_free(struct crab_store_inbox_row *r);
+/* 1 found, 0 not found, -1 error. */
+int crab_store_inbox_get(struct crab_store *st, const char *event_id,
+    struct crab_store_inbox_row *out);
+/* Every pending event in acceptance order: cb(arg, event_id, session_id); non-zero stops. */
+int crab_store_inbox_pending(struct crab_store *st,
+    int (*cb)(void *arg, const char *event_id, const char *session_id), void *arg);
+int crab_store_inbox_done(struct crab_store *st, const char *event_id);
+
+struct crab_store_turn {
+	char id[CRAB_STORE_ID_MAX];
+	char tenant_id[CRAB_STORE_NAME_MAX];
+	char agent_id[CRAB_STORE_NAME_MAX];
+	char session_id[CRAB_STORE_ID_MAX];
+	char event_id[CRAB_STORE_ID_MAX];
+	char status[16]; /* running, completed, failed */
+	char model[CRAB_STORE_NAME_MAX];
+	int64_t config_revision;
+	int64_t started_at, finished_at;
+	/* Payloads, malloc'd or NULL: filled by turn_get, written by turn_finish. */
+	char *request, *response, *input, *output, *usage, *error;
+};
+void crab_store_turn_free_payloads(struct crab_store_turn *t);
+/* Writes a running turn (no payloads). */
+int crab_store_turn_insert(struct crab_store *st, const struct crab_store_turn *t);
+/* Stores the finished turn: status, payloads, finished_at. */
+int crab_store_turn_finish(struct crab_store *st, const struct crab_store_turn *t);
+/* The turn of an event (the latest), or of an id: 1 found, 0 none, -1 error. */
+int crab_store_turn_by_event(struct crab_store *st, const char *event_id,
+    struct crab_store_turn *out);
+int crab_store_turn_get(struct crab_store *st, const char *turn_id, struct crab_store_turn *out);
+/* A session's completed turns before before_id (NULL: all), newest first, at most limit:
+ * cb(arg, input, output); non-zero stops. */
+int crab_store_history(struct crab_store *st, const char *session_id, const char *before_id,
+    int64_t limit, int (*cb)(void *arg, const char *input, const char *output), void *arg);
+/* A session's turns, oldest first (no payloads except input/output/error). */
+int crab_store_turn_list(struct crab_store *st, const char *session_id, int64_t limit,
+    int (*cb)(const struct crab_store_turn *t, void *arg), void *arg);
+
+/* The outbox: published events, written in the transaction of what they report. */
+struct crab_store_outbox {
+	const char *id;
+	const char *tenant_id;  /* NULL for gateway-wide events */
+	const char *session_id; /* NULL for gateway-wide events */
+	int64_t seq;
+	const char *type;
+	const char *idempotency_key;
+	const char *payload; /* the whole event frame, PROTOCOLS.md §3 */
+	int64_t created_at;
+};
+int crab_store_outbox_insert(struct crab_store *st, const struct crab_store_outbox *o);
+
+/* Config revisions: records yaml as a new revision unless it equals the latest one;
+ * *revision gets the revision in force. */
+int crab_store_config_revision(struct crab_store *st, const char *yaml, const char *actor,
+    const char *diff_summary, int64_t now_ms, int64_t *revision);
 
 /* Leases: bearer tokens stored only as SHA-256 hex hashes. */
 struct crab_store_lease {

@@ -1,0 +1,275 @@
+/* store_turns.c: the inbox's pending events, turns with their payloads, history and the
+ * outbox (store.h, "Turns"). */
+#include "store/store.h"
+
+#include "store/store_int.h"
+
+void crab_store_inbox_row_free(struct crab_store_inbox_row *r)
+{
+	free(r->envelope);
+	free(r->target);
+	r->envelope = r->target = NULL;
+}
+
+struct inbox_row {
+	struct crab_store_inbox_row *out;
+	int found, bad;
+};
+
+static int inbox_row(void *ud, int ncol, const char *const *v)
+{
+	struct inbox_row *r = ud;
+	struct crab_store_inbox_row *o = r->out;
+
+	(void)ncol;
+	r->found = 1;
+	if (copy_col(o->id, sizeof(o->id), v[0]) == -1 ||
+	    copy_col(o->tenant_id, sizeof(o->tenant_id), v[1]) == -1 ||
+	    copy_col(o->agent_id, sizeof(o->agent_id), v[2]) == -1 ||
+	    copy_col(o->session_id, sizeof(o->session_id), v[3]) == -1 ||
+	    copy_col(o->type, sizeof(o->type), v[4]) == -1 ||
+	    copy_col(o->state, sizeof(o->state), v[5]) == -1 || int_col(&o->received_at, v[8]) == -1)
+		r->bad = 1;
+	o->envelope = dup_col(v[6]);
+	o->target = dup_col(v[7]);
+	return 1;
+}
+
+int crab_store_inbox_get(struct crab_store *st, const char *event_id,
+    struct crab_store_inbox_row *out)
+{
+	static const char sql[] =
+		"SELECT id, tenant_id, agent_id, session_id, type, state, envelope, target,"
+		" received_at FROM inbox WHERE id = $1";
+	const struct crab_db_param p[] = {CRAB_DB_T(event_id)};
+	struct inbox_row r = {out, 0, 0};
+
+	memset(out, 0, sizeof(*out));
+	if (exec(st, "inbox_get", sql, 1, p, inbox_row, &r, NULL) == -1)
+		return -1;
+	if (r.bad) {
+		crab_store_inbox_row_free(out);
+		return fail_msg(st, "inbox_get", "stored value does not fit its field");
+	}
+	return r.found;
+}
+
+struct pending_walk {
+	int (*cb)(void *arg, const char *event_id, const char *session_id);
+	void *arg;
+};
+
+static int pending_row(void *ud, int ncol, const char *const *v)
+{
+	struct pending_walk *w = ud;
+
+	(void)ncol;
+	return w->cb(w->arg, v[0] ? v[0] : "", v[1] ? v[1] : "");
+}
+
+int crab_store_inbox_pending(struct crab_store *st,
+    int (*cb)(void *arg, const char *event_id, const char *session_id), void *arg)
+{
+	/* The partial index inbox_pending holds exactly these rows, in id order. */
+	static const char sql[] =
+		"SELECT id, session_id FROM inbox WHERE state = 'pending' ORDER BY id";
+	struct pending_walk w = {cb, arg};
+
+	return exec(st, "inbox_pending", sql, 0, NULL, pending_row, &w, NULL);
+}
+
+int crab_store_inbox_done(struct crab_store *st, const char *event_id)
+{
+	static const char sql[] = "UPDATE inbox SET state = 'done' WHERE id = $1";
+	const struct crab_db_param p[] = {CRAB_DB_T(event_id)};
+
+	return exec(st, "inbox_done", sql, 1, p, NULL, NULL, NULL);
+}
+
+void crab_store_turn_free_payloads(struct crab_store_turn *t)
+{
+	free(t->request);
+	free(t->response);
+	free(t->input);
+	free(t->output);
+	free(t->usage);
+	free(t->error);
+	t->request = t->response = t->input = t->output = t->usage = t->error = NULL;
+}
+
+int crab_store_turn_insert(struct crab_store *st, const struct crab_store_turn *t)
+{
+	static const char sql[] =
+		"INSERT INTO turns (id, tenant_id, agent_id, session_id, event_id, status, model,"
+		" config_revision, started_at) VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8)";
+	const struct crab_db_param p[] = {CRAB_DB_T(t->id), CRAB_DB_T(t->tenant_id),
+		CRAB_DB_T(t->agent_id), CRAB_DB_T(t->session_id), CRAB_DB_T(t->event_id),
+		CRAB_DB_T(t->model), CRAB_DB_I(t->config_revision), CRAB_DB_I(t->started_at)};
+
+	return exec(st, "turn_insert", sql, 8, p, NULL, NULL, NULL);
+}
+
+int crab_store_turn_finish(struct crab_store *st, const struct crab_store_turn *t)
+{
+	static const char sql[] =
+		"UPDATE turns SET status = $2, request = $3, response = $4, input = $5,"
+		" output = $6, usage = $7, error = $8, finished_at = $9, model = $10"
+		" WHERE id = $1";
+	const struct crab_db_param p[] = {CRAB_DB_T(t->id), CRAB_DB_T(t->status),
+		CRAB_DB_T(t->request), CRAB_DB_T(t->response), CRAB_DB_T(t->input),
+		CRAB_DB_T(t->output), CRAB_DB_T(t->usage), CRAB_DB_T(t->error),
+		CRAB_DB_I(t->finished_at), CRAB_DB_T(t->model)};
+	int64_t changes = 0;
+
+	if (exec(st, "turn_finish", sql, 10, p, NULL, NULL, &changes) == -1)
+		return -1;
+	return changes == 1 ? 0 : fail_msg(st, "turn_finish", "no such turn");
+}
+
+#define TURN_COLS \
+	"id, tenant_id, agent_id, session_id, event_id, status, model, config_revision," \
+	" started_at, finished_at, request, response, input, output, usage, error"
+
+struct turn_row {
+	struct crab_store_turn *out;
+	int found, bad;
+};
+
+static int turn_fill(struct crab_store_turn *t, const char *const *v)
+{
+	int bad = copy_col(t->id, sizeof(t->id), v[0]) == -1 ||
+	    copy_col(t->tenant_id, sizeof(t->tenant_id), v[1]) == -1 ||
+	    copy_col(t->agent_id, sizeof(t->agent_id), v[2]) == -1 ||
+	    copy_col(t->session_id, sizeof(t->session_id), v[3]) == -1 ||
+	    copy_col(t->event_id, sizeof(t->event_id), v[4]) == -1 ||
+	    copy_col(t->status, sizeof(t->status), v[5]) == -1 ||
+	    copy_col(t->model, sizeof(t->model), v[6]) == -1 ||
+	    int_col(&t->config_revision, v[7]) == -1 || int_col(&t->started_at, v[8]) == -1 ||
+	    int_col(&t->finished_at, v[9]) == -1;
+
+	t->request = dup_col(v[10]);
+	t->response = dup_col(v[11]);
+	t->input = dup_col(v[12]);
+	t->output = dup_col(v[13]);
+	t->usage = dup_col(v[14]);
+	t->error = dup_col(v[15]);
+	return bad ? -1 : 0;
+}
+
+static int turn_row(void *ud, int ncol, const char *const *v)
+{
+	struct turn_row *r = ud;
+
+	(void)ncol;
+	r->found = 1;
+	crab_store_turn_free_payloads(r->out);
+	r->bad = turn_fill(r->out, v) == -1;
+	return 1;
+}
+
+static int turn_query(struct crab_store *st, const char *what, const char *sql, const char *key,
+    struct crab_store_turn *out)
+{
+	const struct crab_db_param p[] = {CRAB_DB_T(key)};
+	struct turn_row r = {out, 0, 0};
+
+	memset(out, 0, sizeof(*out));
+	if (exec(st, what, sql, 1, p, turn_row, &r, NULL) == -1)
+		return -1;
+	if (r.bad) {
+		crab_store_turn_free_payloads(out);
+		return fail_msg(st, what, "stored value does not fit its field");
+	}
+	return r.found;
+}
+
+int crab_store_turn_by_event(struct crab_store *st, const char *event_id,
+    struct crab_store_turn *out)
+{
+	static const char sql[] =
+		"SELECT " TURN_COLS " FROM turns WHERE event_id = $1 ORDER BY id DESC LIMIT 1";
+	return turn_query(st, "turn_by_event", sql, event_id, out);
+}
+
+int crab_store_turn_get(struct crab_store *st, const char *turn_id, struct crab_store_turn *out)
+{
+	static const char sql[] = "SELECT " TURN_COLS " FROM turns WHERE id = $1";
+	return turn_query(st, "turn_get", sql, turn_id, out);
+}
+
+struct history_walk {
+	int (*cb)(void *arg, const char *input, const char *output);
+	void *arg;
+};
+
+static int history_row(void *ud, int ncol, const char *const *v)
+{
+	struct history_walk *w = ud;
+
+	(void)ncol;
+	return w->cb(w->arg, v[0] ? v[0] : "", v[1] ? v[1] : "");
+}
+
+int crab_store_history(struct crab_store *st, const char *session_id, const char *before_id,
+    int64_t limit, int (*cb)(void *arg, const char *input, const char *output), void *arg)
+{
+	static const char sql[] =
+		"SELECT input, output FROM turns WHERE session_id = $1 AND id < $2"
+		" AND status = 'completed' ORDER BY id DESC LIMIT $3";
+	/* "~" sorts after every id: "before nothing" means all. */
+	const struct crab_db_param p[] = {CRAB_DB_T(session_id),
+		CRAB_DB_T(before_id != NULL ? before_id : "~"), CRAB_DB_I(limit)};
+	struct history_walk w = {cb, arg};
+
+	return exec(st, "history", sql, 3, p, history_row, &w, NULL);
+}
+
+struct turn_walk {
+	int (*cb)(const struct crab_store_turn *t, void *arg);
+	void *arg;
+	int bad;
+};
+
+static int turn_list_row(void *ud, int ncol, const char *const *v)
+{
+	struct turn_walk *w = ud;
+	struct crab_store_turn t = {0};
+	int stop;
+
+	(void)ncol;
+	if (turn_fill(&t, v) == -1) {
+		crab_store_turn_free_payloads(&t);
+		w->bad = 1;
+		return 1;
+	}
+	stop = w->cb(&t, w->arg);
+	crab_store_turn_free_payloads(&t);
+	return stop;
+}
+
+int crab_store_turn_list(struct crab_store *st, const char *session_id, int64_t limit,
+    int (*cb)(const struct crab_store_turn *t, void *arg), void *arg)
+{
+	static const char sql[] =
+		"SELECT id, tenant_id, agent_id, session_id, event_id, status, model,"
+		" config_revision, started_at, finished_at, NULL, NULL, input, output, usage, error"
+		" FROM turns WHERE session_id = $1 ORDER BY id LIMIT $2";
+	const struct crab_db_param p[] = {CRAB_DB_T(session_id), CRAB_DB_I(limit)};
+	struct turn_walk w = {cb, arg, 0};
+
+	if (exec(st, "turn_list", sql, 2, p, turn_list_row, &w, NULL) == -1)
+		return -1;
+	return w.bad ? fail_msg(st, "turn_list", "stored value does not fit its field") : 0;
+}
+
+int crab_store_outbox_insert(struct crab_store *st, const struct crab_store_outbox *o)
+{
+	static const char sql[] =
+		"INSERT INTO event_outbox (id, tenant_id, session_id, seq, type, idempotency_key,"
+		" payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+	const struct crab_db_param p[] = {CRAB_DB_T(o->id), CRAB_DB_T(o->tenant_id),
+		CRAB_DB_T(o->session_id), CRAB_DB_I(o->seq), CRAB_DB_T(o->type),
+		CRAB_DB_T(o->idempotency_key), CRAB_DB_T(o->payload), CRAB_DB_I(o->created_at)};
+
+	return exec(st, "outbox_insert", sql, 8, p, NULL, NULL, NULL);
+}
