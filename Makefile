@@ -44,6 +44,8 @@ CORE_SRC := \
 	core/envelope.c \
 	core/config.c \
 	core/template.c \
+	core/strmap.c \
+	core/router.c \
 	core/http_server.c \
 	core/http_client.c \
 	core/storeq.c \
@@ -63,6 +65,8 @@ CORE_SRC := \
 STORE_SRC := \
 	store/store.c \
 	store/schema.c \
+	store/store_turns.c \
+	store/store_sessions.c \
 	store/db_sqlite.c \
 	store/db_postgres.c
 
