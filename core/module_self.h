@@ -18,6 +18,7 @@ struct crab_self_v1 {
 	char *path;                 /* NULL for a built-in */
 	json_t *config;             /* the module's YAML node */
 	void *ctx;                  /* what init returned */
+	char *instance;             /* a models: entry's id for a model instance, else NULL */
 	enum module_state state;
 	struct crab_self_v1 *next;
 };

@@ -128,10 +128,20 @@ static int check_descriptor(const struct crab_module_v1 *in, struct crab_module_
 	return 0;
 }
 
+/* The module named name (its base record, not an instance). */
 static struct crab_self_v1 *find(struct crab_registry *r, const char *name)
 {
 	for (struct crab_self_v1 *m = r->modules; m != NULL; m = m->next) {
-		if (strcmp(m->desc.name, name) == 0)
+		if (m->instance == NULL && strcmp(m->desc.name, name) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+static struct crab_self_v1 *find_instance(struct crab_registry *r, const char *instance)
+{
+	for (struct crab_self_v1 *m = r->modules; m != NULL; m = m->next) {
+		if (m->instance != NULL && strcmp(m->instance, instance) == 0)
 			return m;
 	}
 	return NULL;
@@ -149,7 +159,22 @@ static void module_free(struct crab_self_v1 *m)
 {
 	json_decref(m->config);
 	free(m->path);
+	free(m->instance);
 	free(m);
+}
+
+/* Runs init with m's config; 0, or -1 with the reason in err. */
+static int module_init(struct crab_registry *r, struct crab_self_v1 *m, const char *who,
+    char *err, size_t errlen)
+{
+	char *config_text = json_dumps(m->config, JSON_COMPACT);
+	int rc = m->desc.init(&r->host, m, config_text, strlen(config_text), &m->ctx);
+
+	free(config_text);
+	if (rc != 0)
+		return refuse(err, errlen, who, "init failed");
+	m->state = MODULE_LOADED;
+	return 0;
 }
 
 int crab_registry_add(struct crab_registry *r, const struct crab_module_v1 *desc,
@@ -157,8 +182,6 @@ int crab_registry_add(struct crab_registry *r, const struct crab_module_v1 *desc
 {
 	struct crab_self_v1 *m = xcalloc(1, sizeof(*m)), *other;
 	const char *who = path ? path : (desc->name ? desc->name : "(built-in)");
-	char *config_text = NULL;
-	int rc;
 
 	if (check_descriptor(desc, &m->desc, who, err, errlen) != 0)
 		goto fail;
@@ -170,14 +193,8 @@ int crab_registry_add(struct crab_registry *r, const struct crab_module_v1 *desc
 	m->reg = r;
 	m->path = path ? xstrdup(path) : NULL;
 	m->config = config ? json_incref(config) : json_object();
-	config_text = json_dumps(m->config, JSON_COMPACT);
-	rc = m->desc.init(&r->host, m, config_text, strlen(config_text), &m->ctx);
-	free(config_text);
-	if (rc != 0) {
-		refuse(err, errlen, who, "init failed");
+	if (module_init(r, m, who, err, errlen) != 0)
 		goto fail;
-	}
-	m->state = MODULE_LOADED;
 	append(r, m);
 	log_info("module %s %s loaded (%s)", m->desc.name, m->desc.version,
 	    m->path ? m->path : "built-in");
@@ -185,6 +202,32 @@ int crab_registry_add(struct crab_registry *r, const struct crab_module_v1 *desc
 fail:
 	module_free(m);
 	return -1;
+}
+
+int crab_registry_instance(struct crab_registry *r, const char *module, const char *instance,
+    json_t *config, char *err, size_t errlen)
+{
+	struct crab_self_v1 *base = find(r, module), *m;
+
+	if (base == NULL || !(base->desc.kinds & CRAB_KIND_MODEL_ADAPTER))
+		return refuse(err, errlen, module, "no model adapter module named '%s' is loaded",
+		    module);
+	if (base->state == MODULE_DISABLED)
+		return refuse(err, errlen, module, "is disabled");
+	if (find_instance(r, instance) != NULL)
+		return refuse(err, errlen, module, "an instance '%s' exists already", instance);
+	m = xcalloc(1, sizeof(*m));
+	m->reg = r;
+	m->desc = base->desc;
+	m->path = base->path ? xstrdup(base->path) : NULL;
+	m->instance = xstrdup(instance);
+	m->config = config ? json_incref(config) : json_object();
+	if (module_init(r, m, instance, err, errlen) != 0) {
+		module_free(m);
+		return -1;
+	}
+	append(r, m);
+	return 0;
 }
 
 int crab_registry_load(struct crab_registry *r, const char *path, json_t *config, char *err,
@@ -254,9 +297,11 @@ void crab_registry_free(struct crab_registry *r)
 			m->desc.stop(m->ctx);
 		m->state = MODULE_STOPPED;
 	}
+	/* Every fini before any dlclose: a model instance runs the code of its module's .so. */
+	for (m = r->modules; m != NULL; m = m->next)
+		m->desc.fini(m->ctx);
 	for (m = r->modules; m != NULL; m = next) {
 		next = m->next;
-		m->desc.fini(m->ctx);
 		if (m->dl != NULL)
 			dlclose(m->dl);
 		module_free(m);
@@ -275,9 +320,10 @@ json_t *crab_registry_list(struct crab_registry *r)
 			if (m->desc.kinds & kind_names[i].bit)
 				json_array_append_new(kinds, json_string(kind_names[i].name));
 		}
-		json_array_append_new(list, json_pack("{s:s, s:s, s:o, s:s, s:s}", "name",
+		json_array_append_new(list, json_pack("{s:s, s:s, s:o, s:s, s:s, s:s?}", "name",
 		    m->desc.name, "version", m->desc.version, "kinds", kinds, "source",
-		    m->path ? m->path : "built-in", "state", states[m->state]));
+		    m->path ? m->path : "built-in", "state", states[m->state], "instance",
+		    m->instance));
 	}
 	return list;
 }
@@ -286,6 +332,17 @@ const struct crab_model_ops_v1 *crab_registry_model(struct crab_registry *r, con
     void **ctx)
 {
 	struct crab_self_v1 *m = find(r, name);
+
+	if (m == NULL || m->state != MODULE_STARTED || !(m->desc.kinds & CRAB_KIND_MODEL_ADAPTER))
+		return NULL;
+	*ctx = m->ctx;
+	return m->desc.model;
+}
+
+const struct crab_model_ops_v1 *crab_registry_model_instance(struct crab_registry *r,
+    const char *instance, void **ctx)
+{
+	struct crab_self_v1 *m = find_instance(r, instance);
 
 	if (m == NULL || m->state != MODULE_STARTED || !(m->desc.kinds & CRAB_KIND_MODEL_ADAPTER))
 		return NULL;

@@ -39,6 +39,11 @@ int crab_registry_add(struct crab_registry *r, const struct crab_module_v1 *desc
 /* dlopen()s path and registers its crab_module_v1. */
 int crab_registry_load(struct crab_registry *r, const char *path, json_t *config, char *err,
     size_t errlen);
+/* A model instance: the model adapter module called module initialised once more, for
+ * one models: entry (instance = its id) with that entry's config. Started with the rest
+ * by crab_registry_start. 0, or -1 with the reason in err. */
+int crab_registry_instance(struct crab_registry *r, const char *module, const char *instance,
+    json_t *config, char *err, size_t errlen);
 /* Registers every built-in module. */
 int crab_registry_add_builtins(struct crab_registry *r, char *err, size_t errlen);
 
@@ -51,6 +56,10 @@ json_t *crab_registry_list(struct crab_registry *r);
 /* The model adapter named name, or NULL; *ctx gets its context. */
 const struct crab_model_ops_v1 *crab_registry_model(struct crab_registry *r, const char *name,
     void **ctx);
+
+/* The model instance of a models: entry, or NULL when it is not running. */
+const struct crab_model_ops_v1 *crab_registry_model_instance(struct crab_registry *r,
+    const char *instance, void **ctx);
 
 /* The built-in descriptors, NULL-terminated (core/builtin_modules.c). */
 extern const struct crab_module_v1 *const crab_builtin_modules[];
