@@ -43,6 +43,10 @@ CORE_SRC := \
 	core/errors.c \
 	core/envelope.c \
 	core/config.c \
+	core/config_fields.c \
+	core/config_agents.c \
+	core/config_check.c \
+	core/cli_config.c \
 	core/template.c \
 	core/strmap.c \
 	core/router.c \

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/cli.h"
+#include "core/config.h"
 #include "core/gateway.h"
 #include "core/log.h"
 #include "core/version.h"
@@ -21,6 +22,7 @@ static const struct command {
 	{"pair", crab_cli_pair_main, "pair test: check the gateway over the admin socket"},
 	{"admin", crab_cli_admin_main, "admin OP [ARGS]: call one admin-socket operation"},
 	{"modules", crab_cli_modules_main, "list the modules the gateway has loaded"},
+	{"config", crab_cli_config_main, "config validate FILE: check a crab.yaml, start nothing"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "print this help"},
 };

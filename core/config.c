@@ -1,281 +1,135 @@
-/* config.c: YAML (libfyaml) to struct crab_config through tables of known keys, so
- * unknown keys, wrong types and out-of-range numbers are all reported with positions. */
+/* config.c: loading crab.yaml(5): the file read once, parsed by libfyaml, then every
+ * section read through one table of known keys (config_fields.c), then the checks
+ * across sections (config_check.c). Every error is collected with its position and all
+ * of them are printed; a file with any error yields no config. */
 #include "config.h"
 
-#include <libfyaml.h>
-#include <limits.h>
-#include <stdint.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_parse.h"
 #include "log.h"
 #include "util.h"
 
-enum field_type { F_STRING, F_INT, F_BOOL };
+#define MAX_CONFIG_BYTES (1 << 20)
 
-struct field {
-	const char *name;
-	enum field_type type;
-	size_t offset;
-	int64_t min, max;
+static void parse_module_load(struct loader *ld, void *base, struct fy_node *key,
+    struct fy_node *val);
+
+static const char *const unmapped_choices[] = {"route", "refuse", NULL}; /* index = refuse */
+
+/* The groups first, so that their keys can name them. */
+enum { R_GATEWAY, R_STORE, R_LIMITS, R_RETENTION, R_LOG, R_MODULES, R_ROUTER, R_TURNS };
+
+#define C(member, key, type, parent, ...) \
+	FIELD(struct crab_config, member, key, type, parent, __VA_ARGS__)
+
+static const struct field root_fields[] = {
+	[R_GATEWAY] = GROUP("gateway", TOP),
+	[R_STORE] = GROUP("store", TOP),
+	[R_LIMITS] = GROUP("limits", TOP),
+	[R_RETENTION] = GROUP("retention", TOP),
+	[R_LOG] = GROUP("log", TOP),
+	[R_MODULES] = GROUP("modules", TOP),
+	[R_ROUTER] = GROUP("router", TOP),
+	[R_TURNS] = GROUP("turns", TOP),
+
+	C(listen, "listen", F_STRING, R_GATEWAY),
+	C(data_dir, "data_dir", F_STRING, R_GATEWAY),
+	C(admin_socket, "admin_socket", F_STRING, R_GATEWAY),
+	C(default_agent, "default_agent", F_STRING, R_GATEWAY),
+	C(insecure_plaintext, "insecure_plaintext", F_BOOL, R_GATEWAY),
+
+	C(store.driver, "driver", F_STRING, R_STORE),
+	C(store.path, "path", F_STRING, R_STORE),
+	C(store.dsn_env, "dsn_env", F_STRING, R_STORE),
+	C(store.dsn_file, "dsn_file", F_STRING, R_STORE),
+
+	C(limits.max_body_bytes, "max_body_bytes", F_INT, R_LIMITS, .min = 1024, .max = 64 << 20),
+	C(limits.max_header_bytes, "max_header_bytes", F_INT, R_LIMITS, .min = 1024, .max = 1 << 20),
+	C(limits.idle_timeout_s, "idle_timeout_s", F_INT, R_LIMITS, .min = 1, .max = 86400),
+	C(limits.max_connections, "max_connections", F_INT, R_LIMITS, .min = 16, .max = 1000000),
+	C(limits.rate_per_second, "rate_per_second", F_INT, R_LIMITS, .min = 0, .max = 10000000),
+	C(limits.rate_burst, "rate_burst", F_INT, R_LIMITS, .min = 1, .max = 10000000),
+
+	C(retention.idempotency_days, "idempotency_days", F_INT, R_RETENTION, .min = 7, .max = 3650),
+	C(retention.interval_s, "interval_s", F_INT, R_RETENTION, .min = 1, .max = 86400),
+
+	C(log_level, "level", F_STRING, R_LOG),
+
+	CUSTOM("load", R_MODULES, parse_module_load),
+
+	CUSTOM("models", TOP, cfg_parse_models),
+	CUSTOM("agents", TOP, cfg_parse_agents),
+	CUSTOM("tenants", TOP, cfg_parse_tenants),
+	CUSTOM("routes", TOP, cfg_parse_routes),
+
+	C(router.refuse_unmapped, "unmapped_actors", F_ENUM, R_ROUTER, .choices = unmapped_choices),
+	C(router.unmapped_tenant, "unmapped_tenant", F_STRING, R_ROUTER),
+
+	C(turns.max_concurrent, "max_concurrent", F_INT, R_TURNS, .min = 1, .max = 10000),
+	C(turns.model_timeout_s, "model_timeout_s", F_INT, R_TURNS, .min = 1, .max = 86400),
 };
 
-struct section {
-	const char *name;
-	const struct field *fields;
-	size_t nfields;
-};
+static const struct table root_table = {NULL, root_fields, CRAB_ARRAY_LEN(root_fields), 0};
 
-#define STR(section, member) {#member, F_STRING, offsetof(struct crab_config, section member), 0, 0}
-#define INT(section, member, lo, hi) {#member, F_INT, offsetof(struct crab_config, section member), lo, hi}
-#define BOOL(section, member) {#member, F_BOOL, offsetof(struct crab_config, section member), 0, 1}
-
-static const struct field gateway_fields[] = {
-	STR(, listen),
-	STR(, data_dir),
-	STR(, admin_socket),
-	STR(, default_agent),
-	BOOL(, insecure_plaintext),
-};
-static const struct field store_fields[] = {
-	STR(store., driver),
-	STR(store., path),
-	STR(store., dsn_env),
-	STR(store., dsn_file),
-};
-static const struct field limits_fields[] = {
-	INT(limits., max_body_bytes, 1024, 64 << 20),
-	INT(limits., max_header_bytes, 1024, 1 << 20),
-	INT(limits., idle_timeout_s, 1, 86400),
-	INT(limits., max_connections, 16, 1000000),
-	INT(limits., rate_per_second, 0, 10000000),
-	INT(limits., rate_burst, 1, 10000000),
-};
-static const struct field retention_fields[] = {
-	INT(retention., idempotency_days, 7, 3650),
-	INT(retention., interval_s, 1, 86400),
-};
-static const struct field log_fields[] = {
-	{"level", F_STRING, offsetof(struct crab_config, log_level), 0, 0},
-};
-
-#define SECTION(name, fields) {name, fields, CRAB_ARRAY_LEN(fields)}
-static const struct section sections[] = {
-	SECTION("gateway", gateway_fields),
-	SECTION("store", store_fields),
-	SECTION("limits", limits_fields),
-	SECTION("retention", retention_fields),
-	SECTION("log", log_fields),
-};
-
-struct loader {
-	const char *path;
-	FILE *errf;
-	int errors;
-	struct crab_config *cfg;
-};
-
-static void report(struct loader *ld, struct fy_node *at, const char *fmt, const char *a,
-    const char *b)
-{
-	struct fy_token *tok = at ? fy_node_get_scalar_token(at) : NULL;
-	const struct fy_mark *m = tok ? fy_token_start_mark(tok) : NULL;
-
-	fprintf(ld->errf, "%s:%d:%d: ", ld->path, m ? m->line + 1 : 1, m ? m->column + 1 : 1);
-	fprintf(ld->errf, fmt, a, b);
-	fputc('\n', ld->errf);
-	ld->errors++;
-}
-
-static char *scalar_dup(struct fy_node *n)
-{
-	size_t len;
-	const char *s = fy_node_get_scalar(n, &len);
-	return s ? xstrndup(s, len) : NULL;
-}
-
-static void set_field(struct loader *ld, const struct field *f, struct fy_node *key,
+/* modules.load: each entry "path.so" or {path, required, config}. */
+static void parse_module_config(struct loader *ld, void *base, struct fy_node *key,
     struct fy_node *val)
 {
-	char *base = (char *)ld->cfg + f->offset;
-	char *text;
-	int64_t v;
+	struct crab_config_module *m = base;
 
-	if (fy_node_get_type(val) != FYNT_SCALAR) {
-		report(ld, key, "'%s' must be a single value%s", f->name, "");
-		return;
-	}
-	text = scalar_dup(val);
-	switch (f->type) {
-	case F_STRING:
-		free(*(char **)base);
-		*(char **)base = text;
-		return;
-	case F_INT:
-		if (crab_parse_int64(text, f->min, f->max, &v) != 0) {
-			char range[64];
-			snprintf(range, sizeof(range), "%lld to %lld", (long long)f->min,
-			    (long long)f->max);
-			report(ld, val, "'%s' must be a whole number from %s", f->name, range);
-		} else {
-			*(int64_t *)base = v;
-		}
-		break;
-	case F_BOOL:
-		if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0)
-			*(int *)base = strcmp(text, "true") == 0;
-		else
-			report(ld, val, "'%s' must be true or false, not '%s'", f->name, text);
-		break;
-	}
-	free(text);
-}
-
-static void load_section(struct loader *ld, const struct section *sec, struct fy_node *map,
-    struct fy_node *at)
-{
-	struct fy_node_pair *pair;
-	void *iter = NULL;
-
-	if (fy_node_get_type(map) != FYNT_MAPPING) {
-		report(ld, at, "'%s' must be a mapping%s", sec->name, "");
-		return;
-	}
-	while ((pair = fy_node_mapping_iterate(map, &iter)) != NULL) {
-		struct fy_node *key = fy_node_pair_key(pair), *val = fy_node_pair_value(pair);
-		char *name = scalar_dup(key);
-		size_t i;
-
-		for (i = 0; name && i < sec->nfields; i++) {
-			if (strcmp(sec->fields[i].name, name) == 0)
-				break;
-		}
-		if (name == NULL || i == sec->nfields)
-			report(ld, key, "unknown key '%s' in '%s'", name ? name : "?", sec->name);
-		else
-			set_field(ld, &sec->fields[i], key, val);
-		free(name);
+	(void)key;
+	json_decref(m->config);
+	m->config = cfg_yaml_to_json(val);
+	if (json_is_null(m->config)) {
+		json_decref(m->config);
+		m->config = json_object(); /* "config:" with nothing under it */
+	} else if (!json_is_object(m->config)) {
+		cfg_report(ld, val, "a module's config must be a mapping");
 	}
 }
 
-/* A YAML node as JSON: mappings, sequences, and scalars as strings, except plain
- * scalars that read as integers or booleans. Modules get their config this way. */
-static json_t *yaml_to_json(struct fy_node *n)
+static const struct field module_fields[] = {
+	FIELD(struct crab_config_module, path, "path", F_STRING, TOP, .flags = FL_REQUIRED),
+	FIELD(struct crab_config_module, required, "required", F_BOOL, TOP),
+	CUSTOM("config", TOP, parse_module_config),
+};
+
+static const struct table module_table = {"modules.load", module_fields,
+	CRAB_ARRAY_LEN(module_fields), 0};
+
+static void parse_module_load(struct loader *ld, void *base, struct fy_node *key,
+    struct fy_node *val)
 {
-	struct fy_node_pair *pair;
+	struct crab_config *cfg = base;
 	struct fy_node *item;
 	void *iter = NULL;
-	json_t *out;
-	char *text;
-	int64_t v;
 
-	switch (fy_node_get_type(n)) {
-	case FYNT_MAPPING:
-		out = json_object();
-		while ((pair = fy_node_mapping_iterate(n, &iter)) != NULL) {
-			char *key = scalar_dup(fy_node_pair_key(pair));
-			if (key != NULL)
-				json_object_set_new(out, key, yaml_to_json(fy_node_pair_value(pair)));
-			free(key);
-		}
-		return out;
-	case FYNT_SEQUENCE:
-		out = json_array();
-		while ((item = fy_node_sequence_iterate(n, &iter)) != NULL)
-			json_array_append_new(out, yaml_to_json(item));
-		return out;
-	default:
-		if ((text = scalar_dup(n)) == NULL)
-			return json_null();
-		if (fy_node_get_style(n) == FYNS_PLAIN) {
-			if (crab_parse_int64(text, INT64_MIN, INT64_MAX, &v) == 0)
-				out = json_integer(v);
-			else if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0)
-				out = json_boolean(text[0] == 't');
-			else
-				out = json_string(text);
+	if (cfg_expect_list(ld, key, val, "modules.load") != 0)
+		return;
+	while (val != NULL && (item = fy_node_sequence_iterate(val, &iter)) != NULL) {
+		struct fy_node *at[CRAB_ARRAY_LEN(module_fields)] = {0};
+		struct crab_config_module *m;
+		char *path;
+
+		cfg->modules = xrealloc(cfg->modules, (cfg->nmodules + 1) * sizeof(*cfg->modules));
+		m = &cfg->modules[cfg->nmodules++];
+		memset(m, 0, sizeof(*m));
+		if (fy_node_get_type(item) == FYNT_SCALAR) {
+			if ((m->path = cfg_scalar_dup(item)) == NULL)
+				cfg_report(ld, item, "a modules.load entry needs a path");
 		} else {
-			out = json_string(text);
+			cfg_load_table(ld, &module_table, m, item, at);
 		}
-		free(text);
-		return out ? out : json_null();
-	}
-}
-
-/* One modules.load entry: "path.so" or {path, required, config}. */
-static void load_module_entry(struct loader *ld, struct fy_node *n)
-{
-	struct crab_config *cfg = ld->cfg;
-	struct crab_config_module *m;
-	struct fy_node *path = n, *req = NULL, *conf = NULL;
-	struct fy_node_pair *pair;
-	void *iter = NULL;
-	char *text;
-
-	if (fy_node_get_type(n) == FYNT_MAPPING) {
-		path = NULL;
-		while ((pair = fy_node_mapping_iterate(n, &iter)) != NULL) {
-			struct fy_node *key = fy_node_pair_key(pair);
-			char *name = scalar_dup(key);
-			if (name != NULL && strcmp(name, "path") == 0)
-				path = fy_node_pair_value(pair);
-			else if (name != NULL && strcmp(name, "required") == 0)
-				req = fy_node_pair_value(pair);
-			else if (name != NULL && strcmp(name, "config") == 0)
-				conf = fy_node_pair_value(pair);
-			else
-				report(ld, key, "unknown key '%s' in a modules.load entry%s",
-				    name ? name : "?", "");
-			free(name);
+		if (m->config == NULL)
+			m->config = json_object();
+		if ((path = m->path) != NULL) {
+			m->path = crab_config_resolve(cfg, path);
+			free(path);
 		}
-	}
-	if (path == NULL || fy_node_get_type(path) != FYNT_SCALAR) {
-		report(ld, n, "a modules.load entry needs a path%s%s", "", "");
-		return;
-	}
-	cfg->modules = xrealloc(cfg->modules, (cfg->nmodules + 1) * sizeof(*cfg->modules));
-	m = &cfg->modules[cfg->nmodules++];
-	text = scalar_dup(path);
-	m->path = crab_config_resolve(cfg, text);
-	free(text);
-	m->required = 0;
-	if (req != NULL) {
-		text = scalar_dup(req);
-		if (text != NULL && (strcmp(text, "true") == 0 || strcmp(text, "false") == 0))
-			m->required = text[0] == 't';
-		else
-			report(ld, req, "'required' must be true or false, not '%s'%s", text ? text : "?", "");
-		free(text);
-	}
-	m->config = conf != NULL ? yaml_to_json(conf) : json_object();
-	if (!json_is_object(m->config))
-		report(ld, conf, "a module's config must be a mapping%s%s", "", "");
-}
-
-static void load_modules(struct loader *ld, struct fy_node *map, struct fy_node *at)
-{
-	struct fy_node_pair *pair;
-	void *iter = NULL;
-
-	if (fy_node_get_type(map) != FYNT_MAPPING) {
-		report(ld, at, "'modules' must be a mapping%s%s", "", "");
-		return;
-	}
-	while ((pair = fy_node_mapping_iterate(map, &iter)) != NULL) {
-		struct fy_node *key = fy_node_pair_key(pair), *val = fy_node_pair_value(pair);
-		char *name = scalar_dup(key);
-		struct fy_node *item;
-		void *it = NULL;
-
-		if (name == NULL || strcmp(name, "load") != 0)
-			report(ld, key, "unknown key '%s' in 'modules'%s", name ? name : "?", "");
-		else if (fy_node_get_type(val) != FYNT_SEQUENCE)
-			report(ld, key, "'modules.load' must be a list%s%s", "", "");
-		else
-			while ((item = fy_node_sequence_iterate(val, &it)) != NULL)
-				load_module_entry(ld, item);
-		free(name);
 	}
 }
 
@@ -295,65 +149,94 @@ static void set_defaults(struct crab_config *cfg)
 	cfg->limits.rate_burst = 2000;
 	cfg->retention.idempotency_days = 7;
 	cfg->retention.interval_s = 3600;
+	cfg->router.refuse_unmapped = 1;
+	cfg->turns.max_concurrent = 64;
+	cfg->turns.model_timeout_s = 300;
 }
 
-static void check_semantics(struct loader *ld, struct fy_node *root)
+/* The gateway's own sections: values that are each well formed but do not fit. */
+static void check_gateway(struct loader *ld)
 {
 	struct crab_config *cfg = ld->cfg;
-	enum crab_log_level level;
-	struct fy_node *store = fy_node_mapping_lookup_by_string(root, "store", -1);
-	struct fy_node *at = store ? fy_node_mapping_lookup_by_string(store, "driver", -1) : NULL;
+	struct fy_node *driver = cfg_at(&root_table, ld->root_at, "store.driver");
+	struct fy_node *listen = cfg_at(&root_table, ld->root_at, "gateway.listen");
 	const char *colon = strrchr(cfg->listen, ':');
+	enum crab_log_level level;
 
 	if (strcmp(cfg->store.driver, "sqlite") != 0 && strcmp(cfg->store.driver, "postgres") != 0)
-		report(ld, at, "store driver must be sqlite or postgres, not '%s'%s",
-		    cfg->store.driver, "");
+		cfg_report(ld, driver, "store driver must be sqlite or postgres, not '%s'",
+		    cfg->store.driver);
 	if (strcmp(cfg->store.driver, "postgres") == 0 &&
 	    (cfg->store.dsn_env == NULL) == (cfg->store.dsn_file == NULL))
-		report(ld, at, "the postgres driver needs exactly one of %s and %s", "dsn_env",
-		    "dsn_file");
+		cfg_report(ld, driver, "the postgres driver needs exactly one of dsn_env and dsn_file");
 	if (colon == NULL || colon == cfg->listen || colon[1] == '\0')
-		report(ld, NULL, "gateway listen '%s' must be host:port%s", cfg->listen, "");
+		cfg_report(ld, listen, "gateway listen '%s' must be host:port", cfg->listen);
 	if (cfg->limits.rate_burst < cfg->limits.rate_per_second)
-		report(ld, NULL, "limits rate_burst must be at least rate_per_second%s%s", "", "");
+		cfg_report(ld, cfg_at(&root_table, ld->root_at, "limits.rate_burst"),
+		    "limits rate_burst must be at least rate_per_second");
 	if (log_level_parse(cfg->log_level, &level) != 0)
-		report(ld, NULL, "log level must be debug, info, warn or error, not '%s'%s",
-		    cfg->log_level, "");
+		cfg_report(ld, cfg_at(&root_table, ld->root_at, "log.level"),
+		    "log level must be debug, info, warn or error, not '%s'", cfg->log_level);
+}
+
+/* The file's bytes, read once: what is parsed is what config_revisions records. */
+static char *read_source(const char *path, size_t *len, FILE *errf)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	size_t n;
+
+	if (f == NULL) {
+		fprintf(errf, "%s: cannot open: %m\n", path);
+		return NULL;
+	}
+	buf = xmalloc(MAX_CONFIG_BYTES + 1);
+	n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
+	if (ferror(f)) {
+		fprintf(errf, "%s: cannot read: %m\n", path);
+		goto fail;
+	}
+	if (n > MAX_CONFIG_BYTES) {
+		/* A config is small: a huge file is a mistake. */
+		fprintf(errf, "%s: larger than 1 MiB, refusing to parse\n", path);
+		goto fail;
+	}
+	fclose(f);
+	buf = xrealloc(buf, n + 1);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+fail:
+	fclose(f);
+	free(buf);
+	return NULL;
 }
 
 struct crab_config *crab_config_load(const char *path, FILE *errf)
 {
 	struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG};
-	struct loader ld = {.path = path, .errf = errf};
+	struct loader ld = {.path = path};
 	struct fy_document *doc = NULL;
 	struct fy_diag_cfg dcfg;
 	struct fy_diag *diag = NULL;
 	struct fy_node *root;
-	struct fy_node_pair *pair;
-	void *iter = NULL;
-	FILE *f;
+	char *text;
+	size_t len;
 
-	/* Read through our own bounded check first: a config is small, a huge file is a mistake. */
-	if ((f = fopen(path, "re")) == NULL) {
-		fprintf(errf, "%s: cannot open: %m\n", path);
+	if ((text = read_source(path, &len, errf)) == NULL)
 		return NULL;
-	}
-	fseek(f, 0, SEEK_END);
-	if (ftell(f) > (1 << 20)) {
-		fprintf(errf, "%s: larger than 1 MiB, refusing to parse\n", path);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-
 	ld.cfg = xcalloc(1, sizeof(*ld.cfg));
 	ld.cfg->path = xstrdup(path);
+	ld.cfg->source_text = text;
+	ld.cfg->source_len = len;
+	ld.source = text;
+	ld.source_len = len;
 	set_defaults(ld.cfg);
 	fy_diag_cfg_default(&dcfg);
 	diag = fy_diag_create(&dcfg);
 	fy_diag_set_collect_errors(diag, true);
 	pcfg.diag = diag;
-	doc = fy_document_build_from_file(&pcfg, path);
+	doc = fy_document_build_from_string(&pcfg, text, len);
 	if (doc == NULL) {
 		/* Syntax errors were collected with their positions instead of printed. */
 		struct fy_diag_error *de;
@@ -369,25 +252,13 @@ struct crab_config *crab_config_load(const char *path, FILE *errf)
 		fprintf(errf, "%s:1:1: the configuration must be a mapping\n", path);
 		goto fail;
 	}
-	while ((pair = fy_node_mapping_iterate(root, &iter)) != NULL) {
-		struct fy_node *key = fy_node_pair_key(pair);
-		char *name = scalar_dup(key);
-		size_t i;
-
-		for (i = 0; name && i < CRAB_ARRAY_LEN(sections); i++) {
-			if (strcmp(sections[i].name, name) == 0)
-				break;
-		}
-		if (name != NULL && strcmp(name, "modules") == 0)
-			load_modules(&ld, fy_node_pair_value(pair), key);
-		else if (name == NULL || i == CRAB_ARRAY_LEN(sections))
-			report(&ld, key, "unknown section '%s'%s", name ? name : "?", "");
-		else
-			load_section(&ld, &sections[i], fy_node_pair_value(pair), key);
-		free(name);
-	}
-	check_semantics(&ld, root);
-	if (ld.errors > 0)
+	cfg_mark_collections(&ld, root);
+	ld.root_at = xcalloc(root_table.nfields, sizeof(*ld.root_at));
+	cfg_load_table(&ld, &root_table, ld.cfg, root, ld.root_at);
+	cfg_agents_defaults(&ld);
+	check_gateway(&ld);
+	cfg_check(&ld, &root_table);
+	if (cfg_flush_errors(&ld, errf) > 0)
 		goto fail;
 	if (ld.cfg->admin_socket == NULL) {
 		char *dir = crab_config_resolve(ld.cfg, ld.cfg->data_dir);
@@ -396,10 +267,11 @@ struct crab_config *crab_config_load(const char *path, FILE *errf)
 		snprintf(ld.cfg->admin_socket, n, "%s/admin.sock", dir);
 		free(dir);
 	}
-	fy_document_destroy(doc);
-	fy_diag_unref(diag);
-	return ld.cfg;
+	goto done;
 fail:
+	crab_config_free(ld.cfg);
+	ld.cfg = NULL;
+done:
 	if (doc != NULL)
 		fy_document_destroy(doc);
 	if (diag != NULL) {
@@ -407,8 +279,27 @@ fail:
 		fy_diag_set_collect_errors(diag, false);
 		fy_diag_unref(diag);
 	}
-	crab_config_free(ld.cfg);
-	return NULL;
+	free(ld.root_at);
+	free(ld.model_at);
+	free(ld.agent_at);
+	free(ld.tenant_at);
+	free(ld.route_at);
+	free(ld.claims);
+	free(ld.marks);
+	return ld.cfg;
+}
+
+int crab_config_report(const struct crab_config *cfg, int line, int col, FILE *errf,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(errf, "%s:%d:%d: ", cfg->path, line, col);
+	va_start(ap, fmt);
+	vfprintf(errf, fmt, ap);
+	va_end(ap);
+	fputc('\n', errf);
+	return -1;
 }
 
 char *crab_config_resolve(const struct crab_config *cfg, const char *path)
@@ -445,5 +336,8 @@ void crab_config_free(struct crab_config *cfg)
 		json_decref(cfg->modules[i].config);
 	}
 	free(cfg->modules);
+	cfg_agents_free(cfg);
+	free(cfg->router.unmapped_tenant);
+	free(cfg->source_text);
 	free(cfg);
 }

@@ -128,12 +128,24 @@ const struct crab_config_agent *crab_config_agent_find(const struct crab_config 
 const struct crab_config_tenant *crab_config_tenant_find(const struct crab_config *cfg,
     const char *id);
 
-/* Loads and validates path. Returns NULL after printing every error to errf. */
+/* Loads and validates path. Returns NULL after printing every error to errf, in file
+ * order, each as "file:line:column: message". Without an agents section, it supplies the
+ * built-in echo model and one agent, default_agent, on it. Context paths and isolation
+ * keys are kept as written (templates): expand them, then crab_config_resolve the path. */
 struct crab_config *crab_config_load(const char *path, FILE *errf);
 void crab_config_free(struct crab_config *cfg);
 
 /* Resolves a path from the config: absolute stays, relative joins the config's dir.
  * Returns a malloc'd string. */
 char *crab_config_resolve(const struct crab_config *cfg, const char *path);
+
+/* Prints "file:line:col: message" about cfg's file, for what only a later stage can
+ * check (a model's adapter, at its adapter_line/adapter_col; 0:0 for the built-in one).
+ * Returns -1. */
+int crab_config_report(const struct crab_config *cfg, int line, int col, FILE *errf,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* `crab config validate FILE` (cli_config.c). */
+int crab_cli_config_main(int argc, char **argv);
 
 #endif
