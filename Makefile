@@ -50,6 +50,12 @@ CORE_SRC := \
 	core/template.c \
 	core/strmap.c \
 	core/router.c \
+	core/outbox.c \
+	core/hist.c \
+	core/context.c \
+	core/ingest.c \
+	core/turns.c \
+	core/turn_run.c \
 	core/http_server.c \
 	core/http_client.c \
 	core/storeq.c \

@@ -21,6 +21,8 @@
 #include "http_client.h"
 #include "modules.h"
 #include "log.h"
+#include "router.h"
+#include "turns.h"
 #include "util.h"
 #include "version.h"
 
@@ -99,13 +101,15 @@ static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
 	/* Connections too: a reply written during the drain is only queued until the loop
 	 * flushes it, and leaving the loop earlier drops it. */
 	if (crab_http_server_inflight(gw->http) == 0 && crab_storeq_pending(gw->storeq) == 0 &&
-	    crab_http_server_connections(gw->http) == 0) {
+	    crab_http_server_connections(gw->http) == 0 && crab_turns_running(gw->turns) == 0) {
 		event_base_loopexit(gw->base, NULL);
 		return;
 	}
 	if (crab_clock_now_ms() > gw->drain_deadline_ms && crab_storeq_pending(gw->storeq) == 0) {
-		log_warnx("drain: %zu requests still open after %d ms, closing them",
-		    crab_http_server_inflight(gw->http), DRAIN_LIMIT_MS);
+		/* Turns cut here stay pending in the store and run after the next start. */
+		log_warnx("drain: %zu requests and %u turns still open after %d ms, closing them",
+		    crab_http_server_inflight(gw->http), crab_turns_running(gw->turns),
+		    DRAIN_LIMIT_MS);
 		event_base_loopexit(gw->base, NULL);
 	}
 }
@@ -123,6 +127,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	gw->drain_deadline_ms = crab_clock_now_ms() + DRAIN_LIMIT_MS;
 	crab_http_server_drain(gw->http);
 	crab_admin_drain(gw->admin);
+	crab_turns_drain(gw->turns);
 	event_del(gw->retention_timer);
 	gw->drain_timer = event_new(gw->base, -1, EV_PERSIST, drain_check_cb, gw);
 	event_add(gw->drain_timer, &tick);
@@ -344,6 +349,24 @@ static int load_modules(struct crab_gateway *gw, char *err, size_t errlen)
 	return 0;
 }
 
+/* One instance of its adapter per models: entry; a model that cannot run stops the start
+ * (never half-configured), with the position of its adapter in the file. */
+static int start_models(struct crab_gateway *gw, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < gw->cfg->nmodels; i++) {
+		const struct crab_config_model *m = &gw->cfg->models[i];
+		char why[512];
+
+		if (crab_registry_instance(gw->modules, m->adapter, m->id, m->config, why,
+			sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s:%d:%d: model '%s': %s", gw->cfg->path,
+			    m->adapter_line, m->adapter_col, m->id, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *err,
     size_t errlen)
 {
@@ -356,8 +379,10 @@ static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *e
 	}
 	gw->storeq = crab_storeq_new(gw->base, st);
 	gw->http_client = crab_http_client_new(gw->base);
-	if (load_modules(gw, err, errlen) != 0)
+	if (load_modules(gw, err, errlen) != 0 || start_models(gw, err, errlen) != 0)
 		return -1;
+	gw->router = crab_router_new(gw->cfg);
+	gw->turns = crab_turns_new(gw);
 	if (crab_ingress_start(gw, err, errlen) != 0)
 		return -1;
 	if ((gw->admin = crab_admin_new(gw, gw->cfg->admin_socket, err, errlen)) == NULL)
@@ -369,6 +394,7 @@ static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *e
 	gw->retention_timer = event_new(gw->base, -1, EV_PERSIST, retention_timer_cb, gw);
 	event_add(gw->retention_timer, &every);
 	crab_registry_start(gw->modules);
+	crab_turns_recover(gw->turns);
 	return 0;
 }
 
@@ -383,12 +409,14 @@ static void gateway_release(struct crab_gateway *gw)
 	if (gw->drain_timer)
 		event_free(gw->drain_timer);
 	crab_admin_modules_release(gw);
+	crab_turns_free(gw->turns); /* answers waiters: before the admin socket goes */
 	crab_admin_free(gw->admin);
 	crab_http_server_free(gw->http);
 	crab_registry_free(gw->modules); /* stop, fini, unload: before what they borrow */
 	if (gw->http_client)
 		crab_http_client_free(gw->http_client);
 	crab_storeq_free(gw->storeq); /* closes the store */
+	crab_router_free(gw->router);  /* the worker's last jobs used it */
 	crab_lease_table_free(gw->leases);
 	if (gw->base)
 		event_base_free(gw->base);
@@ -423,6 +451,14 @@ int crab_gateway_main(int argc, char **argv)
 	if ((st = open_store(gw.cfg, err, sizeof(err))) == NULL)
 		goto fail;
 	crab_strlcpy(gw.store_driver, crab_store_driver(st), sizeof(gw.store_driver));
+	/* The file as it runs is a revision: turns record which one they used. */
+	if (crab_store_config_revision(st, gw.cfg->source_text ? gw.cfg->source_text : "", "file",
+		"loaded at start", crab_clock_now_ms(), &gw.config_revision) != 0) {
+		snprintf(err, sizeof(err), "cannot record the config revision: %s",
+		    crab_store_error(st));
+		crab_store_close(st);
+		goto fail;
+	}
 	if (evthread_use_pthreads() != 0)
 		fatalx("libevent has no pthreads support");
 	gw.base = event_base_new();

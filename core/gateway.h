@@ -13,6 +13,8 @@
 
 struct crab_admin;
 struct crab_registry;
+struct crab_router;
+struct crab_turns;
 struct crab_http_client;
 struct model_test;
 
@@ -33,6 +35,9 @@ struct crab_gateway {
 	struct crab_admin *admin;
 	struct crab_lease_table *leases;
 	struct crab_registry *modules;
+	struct crab_router *router;   /* read-only once built: the store worker uses it too */
+	struct crab_turns *turns;     /* the turn executor */
+	int64_t config_revision;      /* the config_revisions row of the running config */
 	struct crab_http_client *http_client;
 	struct event *sig_term, *sig_int, *retention_timer, *drain_timer;
 	char store_driver[16];
@@ -70,6 +75,10 @@ typedef void (*crab_ingest_answer_fn)(void *arg, int status, const char *body, s
 /* Validates an envelope, stores it durably and then answers, from any producer. */
 void crab_ingest(struct crab_gateway *gw, const char *body, size_t len,
     const struct crab_ingest_producer *producer, crab_ingest_answer_fn answer, void *arg);
+
+/* Answers an error body with its status, counted (core/ingest.c). */
+void crab_ingest_answer_error(struct crab_gateway *gw, crab_ingest_answer_fn answer, void *arg,
+    const struct crab_error *err);
 
 /* Retention: prunes idempotency keys past the retention period and expired leases;
  * done(arg, pruned) runs on the loop when the store has committed (pruned < 0 on error). */

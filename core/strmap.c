@@ -128,3 +128,12 @@ size_t crab_strmap_count(const struct crab_strmap *m)
 {
 	return m->count;
 }
+
+void *crab_strmap_any(const struct crab_strmap *m)
+{
+	for (size_t i = 0; i < m->nbuckets; i++) {
+		if (m->buckets[i] != NULL)
+			return m->buckets[i]->value;
+	}
+	return NULL;
+}

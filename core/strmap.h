@@ -16,5 +16,7 @@ void *crab_strmap_put(struct crab_strmap *m, const char *key, void *value);
 /* Removes key; returns its value, or NULL. */
 void *crab_strmap_del(struct crab_strmap *m, const char *key);
 size_t crab_strmap_count(const struct crab_strmap *m);
+/* Some value of the map, or NULL when empty (for draining a map entry by entry). */
+void *crab_strmap_any(const struct crab_strmap *m);
 
 #endif

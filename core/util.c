@@ -89,3 +89,30 @@ int crab_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
 	*out = v;
 	return 0;
 }
+
+void crab_buf_add(struct crab_buf *b, const char *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->data = xrealloc(b->data, cap);
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+char *crab_buf_take(struct crab_buf *b)
+{
+	char *s = b->data ? b->data : xstrdup("");
+	*b = (struct crab_buf){0};
+	return s;
+}
+
+void crab_buf_free(struct crab_buf *b)
+{
+	free(b->data);
+	*b = (struct crab_buf){0};
+}

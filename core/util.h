@@ -25,4 +25,14 @@ int crab_ct_memcmp(const void *a, const void *b, size_t len);
 /* Parses a decimal integer within [min, max]; 0 on success, -1 otherwise. */
 int crab_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/* A growable byte buffer, always NUL-terminated once anything was added. */
+struct crab_buf {
+	char *data;
+	size_t len, cap;
+};
+void crab_buf_add(struct crab_buf *b, const char *p, size_t n);
+/* The contents as a malloc'd string ("" when empty); the buffer is empty afterwards. */
+char *crab_buf_take(struct crab_buf *b);
+void crab_buf_free(struct crab_buf *b);
+
 #endif

@@ -1,0 +1,98 @@
+/* turn_int.h: the executor's parts (core/turns.c schedules, core/turn_run.c runs one
+ * turn), private to them. */
+#ifndef CRAB_TURN_INT_H
+#define CRAB_TURN_INT_H
+
+#include <event2/event.h>
+#include <sys/queue.h>
+
+#include "context.h"
+#include "gateway.h"
+#include "hist.h"
+#include "id.h"
+#include "storeq.h"
+#include "strmap.h"
+#include "turns.h"
+#include "util.h"
+
+#define CRAB_TURN_TEXT_MAX (4 << 20) /* the longest answer kept */
+
+/* An accepted event waiting for its turn. */
+struct pending {
+	struct pending *next;
+	int64_t ingest_us; /* arrival to commit; -1 when recovered at start */
+	char event_id[CRAB_ID_MAX];
+};
+
+/* A session with work: queued events and at most one running turn. */
+struct tsession {
+	char id[CRAB_ID_MAX];
+	struct pending *head, *tail;
+	struct turn *running;
+	int ready; /* on t->ready */
+	TAILQ_ENTRY(tsession) link;
+};
+TAILQ_HEAD(tsession_list, tsession);
+
+struct turn_waiter;
+
+struct crab_turns {
+	struct crab_gateway *gw;
+	struct crab_context *context;
+	struct crab_strmap *sessions;  /* id -> struct tsession, while it has work */
+	struct tsession_list ready;    /* sessions waiting for a slot, first come first */
+	struct crab_strmap *waiters;   /* event id -> struct turn_waiter list */
+	struct event *kick;            /* runs dispatch after the current callback */
+	unsigned running, max_running;
+	uint64_t queued, completed, failed;
+	int draining;
+	struct turn *all;              /* running turns, for shutdown */
+	struct crab_hist overhead_us, model_us;
+};
+
+/* One running turn (core/turn_run.c). */
+struct turn {
+	struct crab_turns *t;
+	struct tsession *s;
+	struct pending *p;
+	struct turn *next_all, **prev_all;
+	struct crab_store_job job;
+	int64_t begin_us, model_start_us, model_us;
+	/* what the begin job read */
+	char turn_id[CRAB_ID_MAX];
+	struct crab_store_inbox_row ev;
+	struct crab_store_session session;
+	json_t *history; /* messages, oldest first */
+	const struct crab_config_agent *agent;
+	const struct crab_config_model *model;
+	int skip;        /* the event has its finished turn already */
+	/* the model call */
+	const struct crab_model_ops_v1 *ops;
+	void *ctx, *handle;
+	int calling;     /* between start and the sink's last word */
+	struct event *timeout, *finish_ev;
+	char *request;   /* sent to the model adapter */
+	json_t *input;   /* the user's message */
+	struct crab_buf text;
+	json_t *tool_calls;
+	int64_t usage_in, usage_out;
+	char stop_reason[32];
+	char error_code[64];
+	char *error_message;
+	/* the finish job */
+	int failed;
+	int store_tries;
+	int in_store; /* a store job of this turn is queued or running */
+};
+
+/* turn_run.c */
+struct turn *crab_turn_start(struct crab_turns *t, struct tsession *s, struct pending *p);
+void crab_turn_cancel(struct turn *tr);
+
+/* turns.c: the turn has ended (stored, skipped, or dropped at shutdown with its event
+ * still pending in the store): its session moves on. */
+void crab_turns_finished(struct crab_turns *t, struct turn *tr);
+/* The turn of event_id ended: answer its waiters. */
+void crab_turns_notify(struct crab_turns *t, const struct crab_turn_outcome *o);
+
+#endif

@@ -1,0 +1,657 @@
+/* turn_run.c: one turn, start to end (turns.h): a begin job stores `turn.started` (or
+ * finds the running turn a crash cut, to resume it under the same id) and reads the
+ * session and its history; the loop composes the context and calls the model adapter;
+ * a finish job stores the payloads, the outbox rows and the event as done, in one
+ * transaction. */
+#include "turn_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "modules.h"
+#include "outbox.h"
+
+#define STORE_RETRY_MS 500
+
+static void call_model(struct turn *tr);
+static void end_call(struct turn *tr);
+
+static void turn_free(struct turn *tr)
+{
+	if (tr->timeout != NULL)
+		event_free(tr->timeout);
+	if (tr->finish_ev != NULL)
+		event_free(tr->finish_ev);
+	*tr->prev_all = tr->next_all;
+	if (tr->next_all != NULL)
+		tr->next_all->prev_all = tr->prev_all;
+	crab_store_inbox_row_free(&tr->ev);
+	json_decref(tr->history);
+	json_decref(tr->input);
+	json_decref(tr->tool_calls);
+	crab_buf_free(&tr->text);
+	free(tr->request);
+	free(tr->error_message);
+	free(tr);
+}
+
+/* The turn leaves the executor: its session moves on. */
+static void turn_end(struct turn *tr)
+{
+	struct crab_turns *t = tr->t;
+
+	crab_turns_finished(t, tr);
+	turn_free(tr);
+}
+
+static void set_error(struct turn *tr, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_error(struct turn *tr, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (tr->error_code[0] != '\0')
+		return; /* the first error is the one that counts */
+	crab_strlcpy(tr->error_code, code, sizeof(tr->error_code));
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	tr->error_message = xstrdup(msg);
+}
+
+static void retry_later(struct turn *tr, event_callback_fn fn)
+{
+	struct timeval tv = {0, STORE_RETRY_MS * 1000};
+
+	if (tr->timeout != NULL)
+		event_free(tr->timeout);
+	tr->timeout = evtimer_new(tr->t->gw->base, fn, tr);
+	evtimer_add(tr->timeout, &tv);
+}
+
+/* ---- begin: worker side ---- */
+
+struct history_acc {
+	json_t *newest_first;
+	int64_t budget;
+};
+
+static int history_row(void *arg, const char *input, const char *output)
+{
+	struct history_acc *h = arg;
+	json_t *in, *out;
+	int64_t size = (int64_t)(strlen(input) + strlen(output));
+
+	if (size > h->budget)
+		return 1; /* the budget is spent: older turns stay in the store only */
+	h->budget -= size;
+	in = json_loads(input, 0, NULL);
+	out = json_loads(output, 0, NULL);
+	if (json_is_array(out)) { /* appended newest first, reversed later */
+		for (size_t i = json_array_size(out); i > 0; i--)
+			json_array_append(h->newest_first, json_array_get(out, i - 1));
+	}
+	if (json_is_object(in))
+		json_array_append(h->newest_first, in);
+	json_decref(in);
+	json_decref(out);
+	return 0;
+}
+
+static int load_history(struct crab_store *st, struct turn *tr)
+{
+	struct history_acc h = {json_array(), tr->agent->history_max_bytes};
+	size_t n;
+
+	tr->history = json_array();
+	if (tr->agent->history_max_turns > 0 &&
+	    crab_store_history(st, tr->ev.session_id, tr->turn_id, tr->agent->history_max_turns,
+		history_row, &h) != 0) {
+		json_decref(h.newest_first);
+		return -1;
+	}
+	n = json_array_size(h.newest_first);
+	for (size_t i = n; i > 0; i--)
+		json_array_append(tr->history, json_array_get(h.newest_first, i - 1));
+	json_decref(h.newest_first);
+	return 0;
+}
+
+static int write_started(struct crab_store *st, struct turn *tr)
+{
+	const struct crab_gateway *gw = tr->t->gw;
+	int64_t now = crab_clock_now_ms(), seq;
+	char key[CRAB_ID_MAX + 16];
+	struct crab_store_turn row = {.config_revision = gw->config_revision, .started_at = now};
+
+	crab_strlcpy(row.id, tr->turn_id, sizeof(row.id));
+	crab_strlcpy(row.tenant_id, tr->ev.tenant_id, sizeof(row.tenant_id));
+	crab_strlcpy(row.agent_id, tr->ev.agent_id, sizeof(row.agent_id));
+	crab_strlcpy(row.session_id, tr->ev.session_id, sizeof(row.session_id));
+	crab_strlcpy(row.event_id, tr->ev.id, sizeof(row.event_id));
+	crab_strlcpy(row.model, tr->model ? tr->model->id : "", sizeof(row.model));
+	snprintf(key, sizeof(key), "%s:started", tr->turn_id);
+	if (crab_store_turn_insert(st, &row) != 0 ||
+	    crab_store_session_seq(st, tr->ev.session_id, 1, &seq) != 0)
+		return -1;
+	return crab_outbox_put(st, &(struct crab_outbox_event){
+		.type = "turn.started", .tenant_id = tr->ev.tenant_id, .agent_id = tr->ev.agent_id,
+		.session_id = tr->ev.session_id, .turn_id = tr->turn_id, .idempotency_key = key,
+		.seq = seq, .now_ms = now, .data = json_pack("{s:s}", "event_id", tr->ev.id),
+	});
+}
+
+static int begin_run(struct crab_store *st, struct crab_store_job *job)
+{
+	struct turn *tr = (struct turn *)((char *)job - offsetof(struct turn, job));
+	const struct crab_config *cfg = tr->t->gw->cfg;
+	struct crab_store_turn prior = {0};
+	int rc;
+
+	crab_store_inbox_row_free(&tr->ev);
+	json_decref(tr->history);
+	tr->history = NULL;
+	rc = crab_store_inbox_get(st, tr->p->event_id, &tr->ev);
+	if (rc <= 0 || strcmp(tr->ev.state, "pending") != 0) {
+		tr->skip = 1;
+		return rc < 0 ? -1 : 0;
+	}
+	tr->agent = crab_config_agent_find(cfg, tr->ev.agent_id);
+	tr->model = tr->agent ? crab_config_model_find(cfg, tr->agent->model) : NULL;
+	rc = crab_store_turn_by_event(st, tr->ev.id, &prior);
+	crab_store_turn_free_payloads(&prior);
+	if (rc < 0)
+		return -1;
+	if (rc == 1 && strcmp(prior.status, "running") != 0) {
+		/* finished before, its event not marked: repair, never run twice */
+		tr->skip = 1;
+		return crab_store_inbox_done(st, tr->ev.id);
+	}
+	if (rc == 1)
+		crab_strlcpy(tr->turn_id, prior.id, sizeof(tr->turn_id)); /* a crash cut it */
+	else if (write_started(st, tr) != 0)
+		return -1;
+	if (crab_store_session_get(st, tr->ev.tenant_id, tr->ev.session_id, &tr->session) != 1)
+		return -1;
+	return tr->agent != NULL ? load_history(st, tr) : 0;
+}
+
+/* ---- finish: worker side ---- */
+
+static json_t *output_messages(struct turn *tr)
+{
+	json_t *msg = json_pack("{s:s, s:s?}", "role", "assistant", "content",
+	    tr->text.len > 0 ? tr->text.data : NULL);
+
+	if (json_array_size(tr->tool_calls) > 0)
+		json_object_set(msg, "tool_calls", tr->tool_calls);
+	return json_pack("[o]", msg);
+}
+
+static char *dumps(json_t *j)
+{
+	return j ? json_dumps(j, JSON_COMPACT) : NULL;
+}
+
+static json_t *target_of(struct turn *tr)
+{
+	return tr->ev.target ? json_loads(tr->ev.target, 0, NULL) : NULL;
+}
+
+/* Why a completed turn sends nothing out, or NULL when it does. */
+static const char *no_outbound_reason(struct turn *tr, json_t *target)
+{
+	if (!json_is_object(target))
+		return "no target: the event named none and no channel was active";
+	if (tr->text.len == 0)
+		return "the model answered no text";
+	return NULL;
+}
+
+static int write_finished(struct crab_store *st, struct turn *tr)
+{
+	int64_t now = crab_clock_now_ms(), seq;
+	json_t *target = target_of(tr), *output = output_messages(tr), *data;
+	json_t *env = json_loads(tr->ev.envelope, 0, NULL);
+	const char *reason = tr->failed ? "the turn failed" : no_outbound_reason(tr, target);
+	char key[CRAB_ID_MAX + 16];
+	json_t *usage = json_pack("{s:I, s:I}", "input_tokens", (json_int_t)tr->usage_in,
+	    "output_tokens", (json_int_t)tr->usage_out);
+	json_t *error = tr->failed ? json_pack("{s:s, s:s}", "code", tr->error_code, "message",
+	    tr->error_message ? tr->error_message : "") : NULL;
+	json_t *response = json_pack("{s:s?, s:O, s:s, s:O}", "text",
+	    tr->text.len ? tr->text.data : NULL, "tool_calls", tr->tool_calls, "stop_reason",
+	    tr->stop_reason, "usage", usage);
+	struct crab_store_turn row = {0};
+	int rc = -1;
+
+	crab_strlcpy(row.id, tr->turn_id, sizeof(row.id));
+	crab_strlcpy(row.status, tr->failed ? "failed" : "completed", sizeof(row.status));
+	crab_strlcpy(row.model, tr->model ? tr->model->id : "", sizeof(row.model));
+	row.request = tr->request;
+	row.response = dumps(response);
+	row.input = dumps(tr->input);
+	row.output = dumps(output);
+	row.usage = dumps(usage);
+	row.error = dumps(error);
+	row.finished_at = now;
+	if (crab_store_turn_finish(st, &row) != 0 ||
+	    crab_store_session_seq(st, tr->ev.session_id, reason ? 1 : 2, &seq) != 0)
+		goto out;
+	if (tr->failed) {
+		data = json_pack("{s:s, s:O}", "event_id", tr->ev.id, "error", error);
+		snprintf(key, sizeof(key), "%s:failed", tr->turn_id);
+	} else {
+		data = json_pack("{s:s, s:O?, s:O, s:s, s:O, s:I, s:b}", "event_id", tr->ev.id,
+		    "input", tr->input, "output", output, "model", tr->model ? tr->model->id : "",
+		    "usage", usage, "config_revision", (json_int_t)tr->t->gw->config_revision,
+		    "outbound", reason == NULL);
+		if (reason != NULL)
+			json_object_set_new(data, "no_outbound_reason", json_string(reason));
+		snprintf(key, sizeof(key), "%s:completed", tr->turn_id);
+	}
+	if (crab_outbox_put(st, &(struct crab_outbox_event){
+		.type = tr->failed ? "turn.failed" : "turn.completed", .tenant_id = tr->ev.tenant_id,
+		.agent_id = tr->ev.agent_id, .session_id = tr->ev.session_id,
+		.turn_id = tr->turn_id, .idempotency_key = key, .seq = seq, .now_ms = now,
+		.data = data}) != 0)
+		goto out;
+	if (reason == NULL) {
+		json_t *src = json_object_get(env, "source");
+		snprintf(key, sizeof(key), "%s:out:0", tr->turn_id);
+		if (crab_outbox_put(st, &(struct crab_outbox_event){
+			.type = "message.outbound", .tenant_id = tr->ev.tenant_id,
+			.agent_id = tr->ev.agent_id, .session_id = tr->ev.session_id,
+			.turn_id = tr->turn_id, .idempotency_key = key, .seq = seq + 1, .now_ms = now,
+			.data = json_pack("{s:s, s:O, s:O?}", "text", tr->text.data, "target", target,
+			    "reply_to", json_object_get(src, "message_id"))}) != 0)
+			goto out;
+	}
+	rc = crab_store_inbox_done(st, tr->ev.id);
+out:
+	free(row.response);
+	free(row.input);
+	free(row.output);
+	free(row.usage);
+	free(row.error);
+	json_decref(target);
+	json_decref(output);
+	json_decref(env);
+	json_decref(usage);
+	json_decref(error);
+	json_decref(response);
+	return rc;
+}
+
+static int finish_run(struct crab_store *st, struct crab_store_job *job)
+{
+	struct turn *tr = (struct turn *)((char *)job - offsetof(struct turn, job));
+	return write_finished(st, tr);
+}
+
+/* ---- loop side ---- */
+
+static void submit(struct turn *tr, int (*run)(struct crab_store *, struct crab_store_job *),
+    void (*done)(struct crab_store_job *, enum crab_job_status))
+{
+	tr->job = (struct crab_store_job){.run = run, .done = done};
+	tr->in_store = 1;
+	crab_storeq_submit(tr->t->gw->storeq, &tr->job);
+}
+
+static void finish_done(struct crab_store_job *job, enum crab_job_status status);
+
+static void finish_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	submit(arg, finish_run, finish_done);
+}
+
+static void finish_done(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct turn *tr = (struct turn *)((char *)job - offsetof(struct turn, job));
+	struct crab_turns *t = tr->t;
+	json_t *output;
+	struct crab_turn_outcome o;
+
+	tr->in_store = 0;
+	if (status != CRAB_JOB_OK) {
+		if (t->draining) {
+			turn_end(tr); /* the event stays pending: it runs again after a restart */
+			return;
+		}
+		if (tr->store_tries++ == 0)
+			log_warnx("turn %s: could not be stored, retrying", tr->turn_id);
+		retry_later(tr, finish_retry);
+		return;
+	}
+	if (tr->failed)
+		t->failed++;
+	else
+		t->completed++;
+	crab_hist_add(&t->model_us, tr->model_us);
+	if (tr->p->ingest_us >= 0)
+		crab_hist_add(&t->overhead_us,
+		    tr->p->ingest_us + (crab_monotonic_us() - tr->begin_us) - tr->model_us);
+	output = NULL;
+	o = (struct crab_turn_outcome){
+		.status = tr->failed ? "failed" : "completed", .event_id = tr->ev.id,
+		.turn_id = tr->turn_id, .session_id = tr->ev.session_id,
+		.text = tr->text.len ? tr->text.data : NULL,
+		.error_code = tr->failed ? tr->error_code : NULL,
+		.error_message = tr->failed ? tr->error_message : NULL,
+	};
+	crab_turns_notify(t, &o);
+	json_decref(output);
+	turn_end(tr);
+}
+
+static void finish(struct turn *tr)
+{
+	tr->model_us = tr->model_start_us ? crab_monotonic_us() - tr->model_start_us : 0;
+	tr->failed = tr->error_code[0] != '\0';
+	if (tr->failed)
+		log_info("turn %s failed: %s: %s", tr->turn_id, tr->error_code,
+		    tr->error_message ? tr->error_message : "");
+	submit(tr, finish_run, finish_done);
+}
+
+static void finish_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	finish(arg);
+}
+
+static void begin_done(struct crab_store_job *job, enum crab_job_status status);
+
+static void begin_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	submit(arg, begin_run, begin_done);
+}
+
+static void begin_done(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct turn *tr = (struct turn *)((char *)job - offsetof(struct turn, job));
+
+	tr->in_store = 0;
+	if (tr->t->draining || (status == CRAB_JOB_OK && tr->skip)) {
+		turn_end(tr);
+		return;
+	}
+	if (status != CRAB_JOB_OK) {
+		if (tr->store_tries++ == 0)
+			log_warnx("turn of %s: could not begin, retrying", tr->p->event_id);
+		retry_later(tr, begin_retry);
+		return;
+	}
+	tr->store_tries = 0;
+	call_model(tr);
+}
+
+struct turn *crab_turn_start(struct crab_turns *t, struct tsession *s, struct pending *p)
+{
+	struct turn *tr = xcalloc(1, sizeof(*tr));
+
+	tr->t = t;
+	tr->s = s;
+	tr->p = p;
+	tr->begin_us = crab_monotonic_us();
+	tr->tool_calls = json_array();
+	tr->next_all = t->all;
+	if (t->all != NULL)
+		t->all->prev_all = &tr->next_all;
+	tr->prev_all = &t->all;
+	t->all = tr;
+	crab_id_new("trn", tr->turn_id);
+	submit(tr, begin_run, begin_done);
+	return tr;
+}
+
+void crab_turn_cancel(struct turn *tr)
+{
+	if (tr->in_store)
+		return; /* its store job will end it */
+	end_call(tr);
+	turn_end(tr);
+}
+
+/* ---- the model call ---- */
+
+static void end_call(struct turn *tr)
+{
+	if (tr->calling && tr->ops != NULL && tr->handle != NULL)
+		tr->ops->cancel(tr->ctx, tr->handle);
+	tr->calling = 0;
+}
+
+static void sink_text(void *arg, const char *text, size_t len)
+{
+	struct turn *tr = arg;
+
+	if (tr->text.len + len > CRAB_TURN_TEXT_MAX) {
+		set_error(tr, "answer_too_large", "the model's answer exceeds %d bytes",
+		    CRAB_TURN_TEXT_MAX);
+		return;
+	}
+	crab_buf_add(&tr->text, text, len);
+}
+
+static void sink_tool_call(void *arg, const char *call, size_t len)
+{
+	struct turn *tr = arg;
+	json_t *c = json_loadb(call, len, 0, NULL);
+
+	if (json_is_object(c))
+		json_array_append(tr->tool_calls, c);
+	else
+		set_error(tr, "bad_response", "the model adapter passed a tool call that is not JSON");
+	json_decref(c);
+}
+
+static void sink_usage(void *arg, int64_t in, int64_t out)
+{
+	struct turn *tr = arg;
+	tr->usage_in = in;
+	tr->usage_out = out;
+}
+
+/* The adapter's last word: finish on the loop, never inside the adapter's call. */
+static void sink_end(struct turn *tr)
+{
+	if (!tr->calling)
+		return;
+	tr->calling = 0;
+	event_active(tr->finish_ev, EV_TIMEOUT, 0);
+}
+
+static void sink_done(void *arg, const char *stop_reason)
+{
+	struct turn *tr = arg;
+
+	crab_strlcpy(tr->stop_reason, stop_reason ? stop_reason : "end_turn",
+	    sizeof(tr->stop_reason));
+	sink_end(tr);
+}
+
+static void sink_error(void *arg, const char *code, const char *message, int retryable)
+{
+	struct turn *tr = arg;
+
+	set_error(tr, code ? code : "model_error", "%s%s", message ? message : "the model failed",
+	    retryable ? " (retryable)" : "");
+	sink_end(tr);
+}
+
+static const struct crab_model_sink_v1 sink = {
+	.size = sizeof(struct crab_model_sink_v1),
+	.on_text = sink_text,
+	.on_tool_call = sink_tool_call,
+	.on_usage = sink_usage,
+	.on_done = sink_done,
+	.on_error = sink_error,
+};
+
+static void model_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct turn *tr = arg;
+
+	(void)fd;
+	(void)what;
+	if (!tr->calling)
+		return;
+	end_call(tr);
+	set_error(tr, "timeout", "the model did not answer within %lld s",
+	    (long long)tr->t->gw->cfg->turns.model_timeout_s);
+	finish(tr);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* The user's message of this turn: the text, and attachments as references. */
+static json_t *input_message(json_t *env)
+{
+	struct crab_buf b = {0};
+	json_t *att = json_object_get(env, "attachments"), *a, *msg;
+	const char *text = str(env, "text");
+	size_t i;
+	char *content;
+
+	if (text != NULL)
+		crab_buf_add(&b, text, strlen(text));
+	json_array_foreach(att, i, a) {
+		char line[1024];
+		int n = snprintf(line, sizeof(line), "%s[attachment: %s %s %s %s]",
+		    b.len ? "\n" : "", str(a, "kind") ? str(a, "kind") : "file",
+		    str(a, "mime") ? str(a, "mime") : "", str(a, "name") ? str(a, "name") : "",
+		    str(a, "url") ? str(a, "url") : "");
+		crab_buf_add(&b, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0);
+	}
+	content = crab_buf_take(&b);
+	msg = json_pack("{s:s, s:s}", "role", "user", "content", content);
+	if (json_array_size(att) > 0)
+		json_object_set(msg, "attachments", att);
+	free(content);
+	return msg;
+}
+
+static void add(struct crab_buf *b, const char *s)
+{
+	crab_buf_add(b, s, strlen(s));
+}
+
+/* The session and runtime layer: where the conversation happens and with whom. */
+static char *runtime_addition(json_t *env, const struct crab_template_vars *v,
+    const struct tsession *s)
+{
+	const char *name = str(json_object_get(env, "source"), "actor_name");
+	const char *type = str(env, "type");
+	struct crab_buf b = {0};
+
+	add(&b, "Conversation: ");
+	if (v->platform != NULL && v->platform[0] != '\0') {
+		add(&b, "platform ");
+		add(&b, v->platform);
+		add(&b, ", channel ");
+		add(&b, v->channel_id ? v->channel_id : "");
+	} else {
+		add(&b, "no channel");
+	}
+	if (type != NULL && strcmp(type, "channel.message.received") != 0) {
+		add(&b, "; internal event ");
+		add(&b, type);
+	}
+	if (v->actor_id != NULL && v->actor_id[0] != '\0') {
+		add(&b, "; actor ");
+		add(&b, v->actor_id);
+		if (name != NULL) {
+			add(&b, " (");
+			add(&b, name);
+			add(&b, ")");
+		}
+	}
+	add(&b, "; session ");
+	add(&b, s->id);
+	add(&b, ".");
+	return crab_buf_take(&b);
+}
+
+static char *build_request(struct turn *tr, json_t *env)
+{
+	json_t *target = target_of(tr), *src = json_object_get(env, "source");
+	const struct crab_template_vars v = {
+		.tenant_id = tr->ev.tenant_id, .agent_id = tr->ev.agent_id,
+		.platform = str(src, "platform") ? str(src, "platform") : str(target, "platform"),
+		.channel_id = str(src, "channel_id") ? str(src, "channel_id") :
+						       str(target, "channel_id"),
+		.actor_id = str(src, "actor_id") ? str(src, "actor_id") : str(env, "actor_id"),
+		.thread_id = str(src, "thread_id") ? str(src, "thread_id") : str(target, "thread_id"),
+	};
+	char *addition = runtime_addition(env, &v, tr->s);
+	char *system = crab_context_compose(tr->t->context, tr->agent, &v, addition);
+	json_t *messages = json_copy(tr->history), *req;
+	char *text;
+
+	tr->input = input_message(env);
+	json_array_append(messages, tr->input);
+	req = json_pack("{s:s, s:s, s:o, s:I, s:b}", "model",
+	    tr->model->model ? tr->model->model : tr->model->id, "system", system, "messages",
+	    messages, "max_tokens", (json_int_t)tr->agent->max_tokens, "stream", 1);
+	text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	json_decref(target);
+	free(system);
+	free(addition);
+	return text;
+}
+
+static void call_model(struct turn *tr)
+{
+	struct crab_gateway *gw = tr->t->gw;
+	json_t *env = json_loads(tr->ev.envelope, 0, NULL);
+	struct timeval limit = {gw->cfg->turns.model_timeout_s > 0 ? gw->cfg->turns.model_timeout_s :
+									 300, 0};
+	int rc;
+
+	tr->finish_ev = event_new(gw->base, -1, 0, finish_cb, tr);
+	if (tr->agent == NULL) {
+		set_error(tr, "agent_unknown", "agent '%s' is not in the configuration",
+		    tr->ev.agent_id);
+	} else if (tr->model == NULL ||
+	    (tr->ops = crab_registry_model_instance(gw->modules, tr->model->id, &tr->ctx)) == NULL) {
+		set_error(tr, "model_unavailable", "model '%s' is not running",
+		    tr->agent->model);
+	}
+	if (tr->error_code[0] != '\0' || env == NULL) {
+		if (env == NULL)
+			set_error(tr, "internal", "the stored envelope is not JSON");
+		tr->input = env ? input_message(env) : NULL;
+		json_decref(env);
+		finish(tr);
+		return;
+	}
+	tr->request = build_request(tr, env);
+	json_decref(env);
+	tr->timeout = evtimer_new(gw->base, model_timeout, tr);
+	evtimer_add(tr->timeout, &limit);
+	tr->model_start_us = crab_monotonic_us();
+	tr->calling = 1;
+	rc = tr->ops->start(tr->ctx, tr->request, strlen(tr->request), &sink, tr, &tr->handle);
+	if (rc != 0 && tr->calling) {
+		tr->calling = 0;
+		set_error(tr, "model_error", "model adapter '%s' refused the request",
+		    tr->model->adapter);
+		event_active(tr->finish_ev, EV_TIMEOUT, 0);
+	}
+}

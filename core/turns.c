@@ -1,0 +1,388 @@
+/* turns.c: the executor's queue (turns.h). Each session with work has a FIFO of events;
+ * a session whose head can run waits on the ready list for a slot; a finished turn lets
+ * its session's next event go to the back of the ready list, so busy sessions take turns
+ * fairly. Order within a session is acceptance order: the order ingest commits, which is
+ * the order events are queued here and the order of their ids in the store. */
+#include "turn_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define DEFAULT_MAX_RUNNING 64
+
+static void dispatch(evutil_socket_t fd, short what, void *arg);
+
+struct crab_turns *crab_turns_new(struct crab_gateway *gw)
+{
+	struct crab_turns *t = xcalloc(1, sizeof(*t));
+
+	t->gw = gw;
+	t->context = crab_context_new(gw->cfg);
+	t->sessions = crab_strmap_new();
+	t->waiters = crab_strmap_new();
+	TAILQ_INIT(&t->ready);
+	t->kick = event_new(gw->base, -1, 0, dispatch, t);
+	t->max_running = gw->cfg->turns.max_concurrent > 0 ?
+	    (unsigned)gw->cfg->turns.max_concurrent : DEFAULT_MAX_RUNNING;
+	return t;
+}
+
+static void kick(struct crab_turns *t)
+{
+	if (!event_pending(t->kick, EV_TIMEOUT, NULL))
+		event_active(t->kick, EV_TIMEOUT, 0);
+}
+
+static struct tsession *session_of(struct crab_turns *t, const char *id)
+{
+	struct tsession *s = crab_strmap_get(t->sessions, id);
+
+	if (s == NULL) {
+		s = xcalloc(1, sizeof(*s));
+		crab_strlcpy(s->id, id, sizeof(s->id));
+		crab_strmap_put(t->sessions, id, s);
+	}
+	return s;
+}
+
+static void make_ready(struct crab_turns *t, struct tsession *s)
+{
+	if (!s->ready && s->running == NULL && s->head != NULL) {
+		TAILQ_INSERT_TAIL(&t->ready, s, link);
+		s->ready = 1;
+	}
+}
+
+static void queue_event(struct crab_turns *t, const char *session_id, const char *event_id,
+    int64_t ingest_us)
+{
+	struct tsession *s = session_of(t, session_id);
+	struct pending *p = xcalloc(1, sizeof(*p));
+
+	crab_strlcpy(p->event_id, event_id, sizeof(p->event_id));
+	p->ingest_us = ingest_us;
+	if (s->tail != NULL)
+		s->tail->next = p;
+	else
+		s->head = p;
+	s->tail = p;
+	t->queued++;
+	make_ready(t, s);
+	kick(t);
+}
+
+void crab_turns_accepted(struct crab_turns *t, const char *session_id, const char *event_id,
+    int64_t arrived_us)
+{
+	queue_event(t, session_id, event_id, crab_monotonic_us() - arrived_us);
+}
+
+/* Starts turns while there are slots and ready sessions. */
+static void dispatch(evutil_socket_t fd, short what, void *arg)
+{
+	struct crab_turns *t = arg;
+	struct tsession *s;
+
+	(void)fd;
+	(void)what;
+	while (!t->draining && t->running < t->max_running &&
+	       (s = TAILQ_FIRST(&t->ready)) != NULL) {
+		struct pending *p = s->head;
+
+		TAILQ_REMOVE(&t->ready, s, link);
+		s->ready = 0;
+		s->head = p->next;
+		if (s->head == NULL)
+			s->tail = NULL;
+		p->next = NULL;
+		t->queued--;
+		t->running++;
+		s->running = crab_turn_start(t, s, p);
+	}
+}
+
+void crab_turns_finished(struct crab_turns *t, struct turn *tr)
+{
+	struct tsession *s = tr->s;
+	struct pending *p = tr->p;
+
+	t->running--;
+	s->running = NULL;
+	free(p);
+	if (s->head == NULL) {
+		crab_strmap_del(t->sessions, s->id);
+		free(s);
+	} else {
+		make_ready(t, s);
+	}
+	kick(t);
+}
+
+void crab_turns_drain(struct crab_turns *t)
+{
+	t->draining = 1;
+}
+
+unsigned crab_turns_running(const struct crab_turns *t)
+{
+	return t->running;
+}
+
+/* ---- recovery ---- */
+
+struct recover_job {
+	struct crab_store_job job;
+	struct crab_turns *t;
+	size_t n, cap;
+	struct {
+		char event_id[CRAB_ID_MAX];
+		char session_id[CRAB_ID_MAX];
+	} *events;
+};
+
+static int recover_row(void *arg, const char *event_id, const char *session_id)
+{
+	struct recover_job *j = arg;
+
+	if (j->n == j->cap) {
+		j->cap = j->cap ? j->cap * 2 : 64;
+		j->events = xrealloc(j->events, j->cap * sizeof(*j->events));
+	}
+	crab_strlcpy(j->events[j->n].event_id, event_id, CRAB_ID_MAX);
+	crab_strlcpy(j->events[j->n].session_id, session_id, CRAB_ID_MAX);
+	j->n++;
+	return 0;
+}
+
+static int recover_run(struct crab_store *st, struct crab_store_job *job)
+{
+	struct recover_job *j = (struct recover_job *)job;
+	j->n = 0;
+	return crab_store_inbox_pending(st, recover_row, j);
+}
+
+static void recover_done(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct recover_job *j = (struct recover_job *)job;
+
+	if (status != CRAB_JOB_OK) {
+		log_warnx("turns: could not read the pending events; they run after a restart");
+	} else {
+		if (j->n > 0)
+			log_info("turns: %zu accepted events waiting for their turn", j->n);
+		for (size_t i = 0; i < j->n; i++)
+			queue_event(j->t, j->events[i].session_id, j->events[i].event_id, -1);
+	}
+	free(j->events);
+	free(j);
+}
+
+void crab_turns_recover(struct crab_turns *t)
+{
+	struct recover_job *j = xcalloc(1, sizeof(*j));
+
+	j->t = t;
+	j->job.run = recover_run;
+	j->job.done = recover_done;
+	crab_storeq_submit(t->gw->storeq, &j->job);
+}
+
+/* ---- waiters ---- */
+
+struct turn_waiter {
+	struct turn_waiter *next;
+	struct crab_turns *t;
+	char event_id[CRAB_ID_MAX];
+	crab_turn_wait_fn fn;
+	void *arg;
+	struct event *timer;
+	int answered;
+	int looking; /* a store lookup holds this waiter */
+};
+
+static void waiter_unlink(struct crab_turns *t, struct turn_waiter *w)
+{
+	struct turn_waiter *head = crab_strmap_get(t->waiters, w->event_id), **pp;
+
+	for (pp = &head; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	if (head == NULL)
+		crab_strmap_del(t->waiters, w->event_id);
+	else
+		crab_strmap_put(t->waiters, w->event_id, head);
+}
+
+/* Answers once; frees when nothing else holds the waiter. */
+static void waiter_answer(struct turn_waiter *w, const struct crab_turn_outcome *o)
+{
+	if (!w->answered) {
+		w->answered = 1;
+		waiter_unlink(w->t, w);
+		event_free(w->timer);
+		w->timer = NULL;
+		w->fn(w->arg, o);
+	}
+	if (!w->looking)
+		free(w);
+}
+
+void crab_turns_notify(struct crab_turns *t, const struct crab_turn_outcome *o)
+{
+	struct turn_waiter *w;
+
+	while ((w = crab_strmap_get(t->waiters, o->event_id)) != NULL)
+		waiter_answer(w, o);
+}
+
+static void waiter_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct turn_waiter *w = arg;
+	struct crab_turn_outcome o = {.status = "timeout", .event_id = w->event_id};
+
+	(void)fd;
+	(void)what;
+	waiter_answer(w, &o);
+}
+
+/* The turn may have finished before anyone waited: the store knows. */
+struct lookup_job {
+	struct crab_store_job job;
+	struct turn_waiter *w;
+	struct crab_store_turn turn;
+	int found;
+};
+
+static int lookup_run(struct crab_store *st, struct crab_store_job *job)
+{
+	struct lookup_job *j = (struct lookup_job *)job;
+	j->found = crab_store_turn_by_event(st, j->w->event_id, &j->turn);
+	return j->found < 0 ? -1 : 0;
+}
+
+/* The answer text of a stored turn's output: its last assistant content. */
+static char *output_text(const char *output)
+{
+	json_t *o = output ? json_loads(output, 0, NULL) : NULL;
+	const char *text = NULL;
+	size_t i;
+	json_t *m;
+	char *s;
+
+	json_array_foreach(o, i, m) {
+		if (json_is_string(json_object_get(m, "content")))
+			text = json_string_value(json_object_get(m, "content"));
+	}
+	s = text ? xstrdup(text) : NULL;
+	json_decref(o);
+	return s;
+}
+
+static void lookup_done(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct lookup_job *j = (struct lookup_job *)job;
+	struct turn_waiter *w = j->w;
+
+	w->looking = 0;
+	if (status == CRAB_JOB_OK && j->found == 1 && strcmp(j->turn.status, "running") != 0) {
+		json_t *err = j->turn.error ? json_loads(j->turn.error, 0, NULL) : NULL;
+		char *text = output_text(j->turn.output);
+		struct crab_turn_outcome o = {
+			.status = j->turn.status, .event_id = j->turn.event_id,
+			.turn_id = j->turn.id, .session_id = j->turn.session_id, .text = text,
+			.error_code = json_string_value(json_object_get(err, "code")),
+			.error_message = json_string_value(json_object_get(err, "message")),
+		};
+		waiter_answer(w, &o);
+		free(text);
+		json_decref(err);
+	} else if (w->answered) {
+		free(w);
+	}
+	crab_store_turn_free_payloads(&j->turn);
+	free(j);
+}
+
+void crab_turns_wait(struct crab_turns *t, const char *event_id, int64_t timeout_ms,
+    crab_turn_wait_fn fn, void *arg)
+{
+	struct turn_waiter *w = xcalloc(1, sizeof(*w));
+	struct lookup_job *j = xcalloc(1, sizeof(*j));
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+
+	w->t = t;
+	crab_strlcpy(w->event_id, event_id, sizeof(w->event_id));
+	w->fn = fn;
+	w->arg = arg;
+	w->next = crab_strmap_get(t->waiters, event_id);
+	crab_strmap_put(t->waiters, event_id, w);
+	w->timer = evtimer_new(t->gw->base, waiter_timeout, w);
+	evtimer_add(w->timer, &tv);
+	w->looking = 1;
+	j->w = w;
+	j->job.run = lookup_run;
+	j->job.done = lookup_done;
+	crab_storeq_submit(t->gw->storeq, &j->job);
+}
+
+/* ---- status and shutdown ---- */
+
+static json_t *hist_json(const struct crab_hist *h)
+{
+	return json_pack("{s:I, s:I, s:I, s:I}", "count", (json_int_t)h->count, "p50",
+	    (json_int_t)crab_hist_percentile(h, 50), "p99", (json_int_t)crab_hist_percentile(h, 99),
+	    "max", (json_int_t)h->max);
+}
+
+json_t *crab_turns_status(const struct crab_turns *t)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I}", "running",
+	    (json_int_t)t->running, "max_running", (json_int_t)t->max_running, "queued",
+	    (json_int_t)t->queued, "sessions_with_work", (json_int_t)crab_strmap_count(t->sessions),
+	    "completed", (json_int_t)t->completed, "failed", (json_int_t)t->failed, "overhead_us",
+	    hist_json(&t->overhead_us), "model_us", hist_json(&t->model_us), "context_file_reads",
+	    (json_int_t)crab_context_reads(t->context));
+}
+
+static void session_free(void *p)
+{
+	struct tsession *s = p;
+	struct pending *q, *next;
+
+	for (q = s->head; q != NULL; q = next) {
+		next = q->next;
+		free(q);
+	}
+	free(s);
+}
+
+void crab_turns_free(struct crab_turns *t)
+{
+	struct turn_waiter *w;
+	struct crab_turn_outcome gone = {.status = "timeout"};
+
+	if (t == NULL)
+		return;
+	t->draining = 1;
+	/* The store worker has finished every job: no turn waits on one. */
+	for (struct turn *tr = t->all, *next; tr != NULL; tr = next) {
+		next = tr->next_all;
+		crab_turn_cancel(tr);
+	}
+	/* Waiters still waiting hear "timeout": the gateway is going away. */
+	while ((w = crab_strmap_any(t->waiters)) != NULL) {
+		gone.event_id = w->event_id;
+		waiter_answer(w, &gone);
+	}
+	crab_strmap_free(t->waiters, NULL);
+	crab_strmap_free(t->sessions, session_free);
+	event_free(t->kick);
+	crab_context_free(t->context);
+	free(t);
+}
