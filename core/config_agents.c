@@ -17,16 +17,18 @@ struct list_kind {
 };
 
 /* Reads list val into the array at slot (a pointer to entries, *n of them). When rows
- * is not NULL, each entry's value nodes are kept there for the semantic checks. */
-static void parse_list(struct loader *ld, const struct list_kind *kind, struct fy_node *key,
+ * is not NULL, each entry's value nodes are kept there for the semantic checks. -1 when
+ * val is no list. */
+static int parse_list(struct loader *ld, const struct list_kind *kind, struct fy_node *key,
     struct fy_node *val, void *slot, size_t *n, struct fy_node ***rows)
 {
 	struct fy_node *item;
 	void *iter = NULL;
 
-	if (cfg_expect_list(ld, key, val, kind->tab->name) != 0 || val == NULL ||
-	    fy_node_get_type(val) != FYNT_SEQUENCE)
-		return;
+	if (cfg_expect_list(ld, key, val, kind->tab->name) != 0)
+		return -1;
+	if (val == NULL || fy_node_get_type(val) != FYNT_SEQUENCE)
+		return 0; /* "tenants:" with nothing under it */
 	while ((item = fy_node_sequence_iterate(val, &iter)) != NULL) {
 		struct fy_node **at = rows != NULL ? cfg_at_grow(rows, *n, kind->tab) :
 		    xcalloc(kind->tab->nfields, sizeof(*at));
@@ -46,6 +48,7 @@ static void parse_list(struct loader *ld, const struct list_kind *kind, struct f
 		if (rows == NULL)
 			free(at);
 	}
+	return 0;
 }
 
 /* ---- models ---- */
@@ -79,7 +82,8 @@ void cfg_parse_models(struct loader *ld, void *base, struct fy_node *key, struct
 	struct crab_config *cfg = base;
 
 	ld->models_key = key;
-	parse_list(ld, &model_kind, key, val, &cfg->models, &cfg->nmodels, &ld->model_at);
+	ld->models_broken = parse_list(ld, &model_kind, key, val, &cfg->models, &cfg->nmodels,
+	    &ld->model_at) != 0;
 }
 
 /* ---- agents ---- */
@@ -122,7 +126,8 @@ void cfg_parse_agents(struct loader *ld, void *base, struct fy_node *key, struct
 	struct crab_config *cfg = base;
 
 	ld->agents_key = key;
-	parse_list(ld, &agent_kind, key, val, &cfg->agents, &cfg->nagents, &ld->agent_at);
+	ld->agents_broken = parse_list(ld, &agent_kind, key, val, &cfg->agents, &cfg->nagents,
+	    &ld->agent_at) != 0;
 }
 
 /* ---- tenants and their identities ---- */
@@ -197,7 +202,7 @@ static void parse_identities(struct loader *ld, void *base, struct fy_node *key,
 {
 	struct crab_config_tenant *t = base;
 
-	parse_list(ld, &identity_kind, key, val, &t->identities, &t->nidentities, NULL);
+	(void)parse_list(ld, &identity_kind, key, val, &t->identities, &t->nidentities, NULL);
 }
 
 static const struct field tenant_fields[] = {
@@ -214,7 +219,8 @@ void cfg_parse_tenants(struct loader *ld, void *base, struct fy_node *key, struc
 {
 	struct crab_config *cfg = base;
 
-	parse_list(ld, &tenant_kind, key, val, &cfg->tenants, &cfg->ntenants, &ld->tenant_at);
+	ld->tenants_broken = parse_list(ld, &tenant_kind, key, val, &cfg->tenants,
+	    &cfg->ntenants, &ld->tenant_at) != 0;
 }
 
 /* ---- routes ---- */
@@ -243,7 +249,7 @@ void cfg_parse_routes(struct loader *ld, void *base, struct fy_node *key, struct
 {
 	struct crab_config *cfg = base;
 
-	parse_list(ld, &route_kind, key, val, &cfg->routes, &cfg->nroutes, &ld->route_at);
+	(void)parse_list(ld, &route_kind, key, val, &cfg->routes, &cfg->nroutes, &ld->route_at);
 }
 
 /* ---- defaults, lookups, free ---- */

@@ -48,8 +48,8 @@ static void check_agents(struct loader *ld)
 {
 	struct crab_config *cfg = ld->cfg;
 
-	if (ld->agents_key == NULL)
-		return; /* the built-in default */
+	if (ld->agents_key == NULL || ld->agents_broken)
+		return; /* the built-in default, or reported already */
 	if (cfg->nagents == 0)
 		cfg_report(ld, ld->agents_key, "'agents' needs at least one agent");
 	if (ld->models_key == NULL) {
@@ -58,7 +58,7 @@ static void check_agents(struct loader *ld)
 		    "their models in");
 		return;
 	}
-	for (size_t i = 0; i < cfg->nagents; i++) {
+	for (size_t i = 0; i < cfg->nagents && !ld->models_broken; i++) {
 		const struct crab_config_agent *a = &cfg->agents[i];
 		if (a->model != NULL && crab_config_model_find(cfg, a->model) == NULL)
 			cfg_report(ld, cfg_at(&cfg_agent_table,
@@ -76,10 +76,10 @@ static void check_routes(struct loader *ld)
 		const struct crab_config_route *r = &cfg->routes[i];
 		struct fy_node **at = ld->route_at + i * cfg_route_table.nfields;
 
-		if (r->agent != NULL && crab_config_agent_find(cfg, r->agent) == NULL)
+		if (r->agent != NULL && !ld->agents_broken && crab_config_agent_find(cfg, r->agent) == NULL)
 			cfg_report(ld, cfg_at(&cfg_route_table, at, "agent"),
 			    "route %zu: no agent named '%s' in 'agents'", i + 1, r->agent);
-		if (r->tenant != NULL && crab_config_tenant_find(cfg, r->tenant) == NULL)
+		if (r->tenant != NULL && !ld->tenants_broken && crab_config_tenant_find(cfg, r->tenant) == NULL)
 			cfg_report(ld, cfg_at(&cfg_route_table, at, "match.tenant"),
 			    "route %zu: no tenant named '%s' in 'tenants'", i + 1, r->tenant);
 	}
@@ -96,11 +96,11 @@ static void check_router(struct loader *ld, const struct table *root)
 	else if (!cfg->router.refuse_unmapped && cfg->router.unmapped_tenant == NULL)
 		cfg_report(ld, cfg_at(root, ld->root_at, "router.unmapped_actors"),
 		    "'unmapped_actors: route' needs 'unmapped_tenant', the tenant they get");
-	else if (cfg->router.unmapped_tenant != NULL &&
+	else if (cfg->router.unmapped_tenant != NULL && !ld->tenants_broken &&
 	    crab_config_tenant_find(cfg, cfg->router.unmapped_tenant) == NULL)
 		cfg_report(ld, tenant, "unmapped_tenant: no tenant named '%s' in 'tenants'",
 		    cfg->router.unmapped_tenant);
-	if (crab_config_agent_find(cfg, cfg->default_agent) == NULL)
+	if (!ld->agents_broken && crab_config_agent_find(cfg, cfg->default_agent) == NULL)
 		cfg_report(ld, agent ? agent : ld->agents_key,
 		    "default_agent: no agent named '%s' in 'agents'%s", cfg->default_agent,
 		    agent ? "" : " (gateway.default_agent is not set: that is its default)");

@@ -90,6 +90,9 @@ struct loader {
 	struct fy_node **root_at;
 	struct fy_node **model_at, **agent_at, **tenant_at, **route_at;
 	struct fy_node *models_key, *agents_key; /* NULL when the section is absent */
+	/* A section that is no list at all: references to it are not checked (each would
+	 * only repeat that one error). */
+	int models_broken, agents_broken, tenants_broken;
 	struct claim *claims;
 	size_t nclaims;
 	struct fy_mark *marks; /* where each collection starts, in document order */
