@@ -63,11 +63,13 @@ CORE_SRC := \
 	core/ingress.c \
 	core/admin.c \
 	core/admin_modules.c \
+	core/admin_sessions.c \
 	core/admin_client.c \
 	core/gateway.c \
 	core/cli_pair.c \
 	core/cli_event.c \
 	core/cli_modules.c \
+	core/cli_sessions.c \
 	core/modules.c \
 	core/module_host.c \
 	core/builtin_modules.c
@@ -82,7 +84,10 @@ STORE_SRC := \
 
 # Built-in modules: the same sources a .so would be made of, compiled with -DCRAB_BUILTIN.
 BUILTIN_SRC := \
-	modules/echo/echo.c
+	modules/echo/echo.c \
+	modules/openai/openai.c \
+	modules/openai/openai_req.c \
+	modules/openai/openai_sse.c
 
 LIB_SRC := $(CORE_SRC) $(STORE_SRC) $(BUILTIN_SRC)
 

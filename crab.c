@@ -21,6 +21,8 @@ static const struct command {
 	{"event", crab_cli_event_main, "event send <text>: post one chat message to the gateway"},
 	{"pair", crab_cli_pair_main, "pair test: check the gateway over the admin socket"},
 	{"admin", crab_cli_admin_main, "admin OP [ARGS]: call one admin-socket operation"},
+	{"sessions", crab_cli_sessions_main, "sessions list|show|close: the session manager"},
+	{"turns", crab_cli_turns_main, "turns show ID: a turn's full request and response"},
 	{"modules", crab_cli_modules_main, "list the modules the gateway has loaded"},
 	{"config", crab_cli_config_main, "config validate FILE: check a crab.yaml, start nothing"},
 	{"version", cmd_version, "print the version"},

@@ -23,6 +23,7 @@
 #include "gateway.h"
 #include "id.h"
 #include "log.h"
+#include "turns.h"
 #include "util.h"
 #include "version.h"
 
@@ -179,6 +180,7 @@ static void status_done(struct crab_store_job *job, enum crab_job_status status)
 	json_object_set_new(r, "http", json_pack("{s:I, s:I}",
 	    "connections", (json_int_t)crab_http_server_connections(gw->http),
 	    "inflight", (json_int_t)crab_http_server_inflight(gw->http)));
+	json_object_set_new(r, "turns", crab_turns_status(gw->turns));
 	json_object_set_new(r, "leases_live", json_integer((json_int_t)crab_lease_table_count(gw->leases)));
 	crab_admin_reply_ok(j->call, r);
 	free(j);
@@ -399,6 +401,12 @@ static const struct {
 	{"retention.run", op_retention_run},
 	{"modules.list", crab_admin_op_modules_list},
 	{"model.test", crab_admin_op_model_test},
+	{"sessions.list", crab_admin_op_sessions_list},
+	{"sessions.show", crab_admin_op_sessions_show},
+	{"sessions.close", crab_admin_op_sessions_close},
+	{"turns.show", crab_admin_op_turns_show},
+	{"turns.wait", crab_admin_op_turns_wait},
+	{"event.send", crab_admin_op_event_send},
 #ifdef CRAB_TEST_HOOKS
 	{"clock.advance", op_clock_advance},
 #endif

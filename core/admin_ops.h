@@ -23,4 +23,12 @@ void crab_admin_reply_error(struct admin_call *call, const char *code, const cha
 void crab_admin_op_modules_list(struct admin_call *call, json_t *args);
 void crab_admin_op_model_test(struct admin_call *call, json_t *args);
 
+/* core/admin_sessions.c */
+void crab_admin_op_sessions_list(struct admin_call *call, json_t *args);
+void crab_admin_op_sessions_show(struct admin_call *call, json_t *args);
+void crab_admin_op_sessions_close(struct admin_call *call, json_t *args);
+void crab_admin_op_turns_show(struct admin_call *call, json_t *args);
+void crab_admin_op_turns_wait(struct admin_call *call, json_t *args);
+void crab_admin_op_event_send(struct admin_call *call, json_t *args);
+
 #endif

@@ -1,7 +1,8 @@
 /* cli_event.c: `crab event send <text>`: one chat message from the operator's shell. It
  * gets a short produce lease over the admin socket, posts channel.message.received to the
- * gateway's POST /v1/events in a new session, prints the ids and revokes the lease. A
- * message id makes a retried post after a network error idempotent. */
+ * gateway's POST /v1/events in a new session, prints the ids (or with --wait the agent's
+ * reply, which it waits for over the admin socket) and revokes the lease. A message id
+ * makes a retried post after a network error idempotent. */
 #include "cli.h"
 
 #include <curl/curl.h>
@@ -24,6 +25,8 @@ struct send_opts {
 	const char *admin_socket;
 	const char *platform, *channel, *actor, *tenant, *agent;
 	int json;
+	int wait;         /* print the agent's reply */
+	long timeout_s;   /* how long --wait waits */
 };
 
 struct reply_buf {
@@ -47,7 +50,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: crab event send <text> [--gateway URL] [--admin-socket PATH]\n"
-	    "           [--platform P] [--channel C] [--actor A] [--tenant T] [--agent A] [--json]\n");
+	    "           [--platform P] [--channel C] [--actor A] [--tenant T] [--agent A] [--json]\n"
+	    "           [--wait [--timeout SECONDS]]\n");
 }
 
 static int parse_args(int argc, char **argv, struct send_opts *o)
@@ -61,14 +65,18 @@ static int parse_args(int argc, char **argv, struct send_opts *o)
 		{"tenant", required_argument, NULL, 't'},
 		{"agent", required_argument, NULL, 'A'},
 		{"json", no_argument, NULL, 'j'},
+		{"wait", no_argument, NULL, 'w'},
+		{"timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct passwd *pw = getpwuid(geteuid());
 	int ch;
 
+	char *end;
+
 	*o = (struct send_opts){.platform = "cli", .channel = "cli", .tenant = "default",
-		.actor = pw != NULL ? pw->pw_name : "operator"};
+		.actor = pw != NULL ? pw->pw_name : "operator", .timeout_s = 120};
 	if (argc < 2 || strcmp(argv[1], "send") != 0)
 		return -1;
 	optind = 2;
@@ -82,6 +90,12 @@ static int parse_args(int argc, char **argv, struct send_opts *o)
 		case 't': o->tenant = optarg; break;
 		case 'A': o->agent = optarg; break;
 		case 'j': o->json = 1; break;
+		case 'w': o->wait = 1; break;
+		case 'T':
+			o->timeout_s = strtol(optarg, &end, 10);
+			if (*end != '\0' || o->timeout_s < 1 || o->timeout_s > 3600)
+				return -1;
+			break;
 		default: return -1;
 		}
 	}
@@ -151,7 +165,9 @@ static int print_result(const struct send_opts *o, long status, const struct rep
 	int rc = 1;
 
 	if (status == 202 && json_is_object(r)) {
-		if (o->json)
+		if (o->wait)
+			; /* the reply is what is printed */
+		else if (o->json)
 			printf("%s\n", reply->data);
 		else
 			printf("event_id   %s\nsession_id %s\n",
@@ -163,6 +179,37 @@ static int print_result(const struct send_opts *o, long status, const struct rep
 		fprintf(stderr, "crab: the gateway answered %ld: %s: %s\n", status,
 		    json_string_value(json_object_get(e, "code")) ?: "error",
 		    json_string_value(json_object_get(e, "message")) ?: reply->data);
+	}
+	json_decref(r);
+	return rc;
+}
+
+/* --wait: the agent's reply to event_id, through the admin socket. */
+static int wait_reply(const struct send_opts *o, const char *sock, const char *event_id)
+{
+	json_t *args = json_pack("{s:s, s:I}", "event_id", event_id, "timeout_ms",
+	    (json_int_t)o->timeout_s * 1000), *r;
+	const char *status, *text;
+	char err[512];
+	int rc;
+
+	if (crab_admin_call(sock, "turns.wait", args, &r, err, sizeof(err)) != 0) {
+		fprintf(stderr, "crab: no reply: %s\n", err);
+		return 1;
+	}
+	status = json_string_value(json_object_get(r, "status"));
+	text = json_string_value(json_object_get(r, "text"));
+	rc = status != NULL && strcmp(status, "completed") == 0 ? 0 : 1;
+	if (o->json) {
+		char *s = json_dumps(r, JSON_COMPACT);
+		printf("%s\n", s);
+		free(s);
+	} else if (rc == 0) {
+		printf("%s\n", text ? text : "");
+	} else {
+		fprintf(stderr, "crab: the turn failed: %s: %s\n",
+		    json_string_value(json_object_get(r, "error_code")) ?: "error",
+		    json_string_value(json_object_get(r, "error_message")) ?: "");
 	}
 	json_decref(r);
 	return rc;
@@ -211,8 +258,12 @@ int crab_cli_event_main(int argc, char **argv)
 	if (post_event(url, json_string_value(json_object_get(lease, "token")), body,
 		&http_status, reply, err, sizeof(err)) != 0)
 		fprintf(stderr, "crab: %s\n", err);
-	else
-		rc = print_result(&o, http_status, reply);
+	else if ((rc = print_result(&o, http_status, reply)) == 0 && o.wait) {
+		json_t *r = json_loads(reply->data, 0, NULL);
+		fflush(stdout);
+		rc = wait_reply(&o, sock, json_string_value(json_object_get(r, "event_id")));
+		json_decref(r);
+	}
 	curl_global_cleanup();
 	free(reply);
 	free(body);

@@ -106,14 +106,16 @@ int crab_lease_table_remove(struct crab_lease_table *t, const char *lease_id)
 	return 0;
 }
 
-size_t crab_lease_table_expire(struct crab_lease_table *t, int64_t now_ms)
+/* Drops every lease drop() picks; returns how many. */
+static size_t drop_where(struct crab_lease_table *t, int (*drop)(const struct crab_lease *l,
+    const void *arg), const void *arg)
 {
 	size_t n = 0;
 
 	for (int i = 0; i < NBUCKETS; i++) {
 		struct crab_lease **pp = &t->buckets[i];
 		while (*pp != NULL) {
-			if ((*pp)->expires_at <= now_ms) {
+			if (drop(*pp, arg)) {
 				unlink_lease(t, pp);
 				n++;
 			} else {
@@ -122,6 +124,26 @@ size_t crab_lease_table_expire(struct crab_lease_table *t, int64_t now_ms)
 		}
 	}
 	return n;
+}
+
+static int expired(const struct crab_lease *l, const void *now_ms)
+{
+	return l->expires_at <= *(const int64_t *)now_ms;
+}
+
+size_t crab_lease_table_expire(struct crab_lease_table *t, int64_t now_ms)
+{
+	return drop_where(t, expired, &now_ms);
+}
+
+static int of_session(const struct crab_lease *l, const void *session_id)
+{
+	return l->session_id != NULL && strcmp(l->session_id, session_id) == 0;
+}
+
+size_t crab_lease_table_drop_session(struct crab_lease_table *t, const char *session_id)
+{
+	return drop_where(t, of_session, session_id);
 }
 
 size_t crab_lease_table_count(const struct crab_lease_table *t)

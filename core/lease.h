@@ -47,6 +47,8 @@ struct crab_lease *crab_lease_table_by_id(struct crab_lease_table *t, const char
 int crab_lease_table_remove(struct crab_lease_table *t, const char *lease_id);
 /* Drops every lease expired at now_ms; returns how many. */
 size_t crab_lease_table_expire(struct crab_lease_table *t, int64_t now_ms);
+/* Drops the leases bound to a session (it was closed); returns how many. */
+size_t crab_lease_table_drop_session(struct crab_lease_table *t, const char *session_id);
 size_t crab_lease_table_count(const struct crab_lease_table *t);
 
 /* A new random token (NUL-terminated, base64url) and the hex of its SHA-256. */
