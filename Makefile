@@ -98,7 +98,8 @@ UNIT_TESTS := \
 	t/unit/test_http \
 	t/unit/test_http_client \
 	t/unit/test_store \
-	t/unit/test_abi
+	t/unit/test_abi \
+	t/unit/test_openai_sse
 
 HELPERS := \
 	t/helpers/postload \
@@ -111,7 +112,8 @@ TEST_OBJ := $(LIB_SRC:%.c=build/test/%.o)
 # core headers, no sanitizers (they are loaded into the ASan build by the tests).
 SO_CFLAGS := -std=c11 $(WARN) -fvisibility=hidden -fPIC -shared -O2 -g -I.
 MODULES_SO := \
-	modules/example/example.so
+	modules/example/example.so \
+	modules/openai/openai.so
 
 .PHONY: all run test bench soak fuzz clean install static test-static
 all: crab $(MODULES_SO)
@@ -154,6 +156,13 @@ build/test/t/unit/%: build/test/t/unit/%.o $(TEST_OBJ)
 modules/%.so: modules/%.c abi/crab_module_v1.h Makefile
 	@echo "  CC-SO   $@"
 	$(Q)$(CC) $(SO_CFLAGS) -o $@ $<
+
+# The openai adapter as a .so: its own sources and its own jansson, as an author's.
+OPENAI_SRC := $(filter modules/openai/%,$(BUILTIN_SRC))
+modules/openai/openai.so: $(OPENAI_SRC) modules/openai/openai_int.h abi/crab_module_v1.h Makefile
+	@echo "  CC-SO   $@"
+	$(Q)$(CC) $(SO_CFLAGS) $(shell pkg-config --cflags jansson) -o $@ $(OPENAI_SRC) \
+		$(shell pkg-config --libs jansson)
 
 build/release/t/helpers/%: t/helpers/%.c Makefile
 	@mkdir -p $(dir $@)

@@ -3,8 +3,10 @@
 #include "modules.h"
 
 extern const struct crab_module_v1 crab_builtin_echo;
+extern const struct crab_module_v1 crab_builtin_openai;
 
 const struct crab_module_v1 *const crab_builtin_modules[] = {
 	&crab_builtin_echo,
+	&crab_builtin_openai,
 	NULL,
 };

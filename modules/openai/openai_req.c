@@ -1,0 +1,241 @@
+/* openai_req.c: the provider-neutral request as a Chat Completions body, and the
+ * provider's error body as a message for a person. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strdup when built as a .so */
+#endif
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "modules/openai/openai_int.h"
+
+/* Some JSON as a string: itself when it is one, else its compact encoding. */
+static json_t *as_string(json_t *v, const char *when_null)
+{
+	char *s;
+	json_t *out;
+
+	if (json_is_string(v))
+		return json_incref(v);
+	if (v == NULL || json_is_null(v))
+		return json_string(when_null);
+	if ((s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
+		return NULL;
+	out = json_string(s);
+	free(s);
+	return out;
+}
+
+/* [{"id","name","arguments":{...}}] as [{"id","type":"function","function":{"name",
+ * "arguments":"<JSON text>"}}]. */
+static json_t *map_tool_calls(json_t *calls, char *err, size_t errlen)
+{
+	json_t *out = json_array(), *c;
+	size_t i;
+
+	json_array_foreach(calls, i, c) {
+		const char *id = json_string_value(json_object_get(c, "id"));
+		const char *name = json_string_value(json_object_get(c, "name"));
+		json_t *args = as_string(json_object_get(c, "arguments"), "{}");
+
+		if (id == NULL || name == NULL || args == NULL) {
+			json_decref(args);
+			json_decref(out);
+			snprintf(err, errlen, "an assistant tool call without id or name");
+			return NULL;
+		}
+		json_array_append_new(out, json_pack("{s:s, s:s, s:{s:s, s:o}}", "id", id, "type",
+		    "function", "function", "name", name, "arguments", args));
+	}
+	return out;
+}
+
+static json_t *map_message(json_t *m, char *err, size_t errlen)
+{
+	const char *role = json_string_value(json_object_get(m, "role"));
+	json_t *content = json_object_get(m, "content"), *out;
+
+	if (role == NULL) {
+		snprintf(err, errlen, "a message without a role");
+		return NULL;
+	}
+	if (strcmp(role, "tool") == 0) {
+		const char *id = json_string_value(json_object_get(m, "tool_call_id"));
+		if (id == NULL) {
+			snprintf(err, errlen, "a tool message without tool_call_id");
+			return NULL;
+		}
+		return json_pack("{s:s, s:s, s:o}", "role", "tool", "tool_call_id", id, "content",
+		    as_string(content, ""));
+	}
+	out = json_pack("{s:s}", "role", role);
+	if (strcmp(role, "assistant") == 0) {
+		json_t *calls = json_object_get(m, "tool_calls");
+		int has_calls = json_is_array(calls) && json_array_size(calls) > 0;
+
+		if (has_calls) {
+			json_t *mapped = map_tool_calls(calls, err, errlen);
+			if (mapped == NULL) {
+				json_decref(out);
+				return NULL;
+			}
+			json_object_set_new(out, "tool_calls", mapped);
+		}
+		if (json_is_string(content) && json_string_length(content) > 0)
+			json_object_set(out, "content", content);
+		else
+			json_object_set_new(out, "content", has_calls ? json_null() : json_string(""));
+		return out;
+	}
+	/* user, system, developer: a string, or content parts passed as they are */
+	json_object_set_new(out, "content", json_is_string(content) || json_is_array(content) ?
+	    json_incref(content) : json_string(""));
+	return out;
+}
+
+/* [{"name","description","input_schema"}] as [{"type":"function","function":{"name",
+ * "description","parameters"}}]. */
+static json_t *map_tools(json_t *tools, char *err, size_t errlen)
+{
+	json_t *out = json_array(), *t;
+	size_t i;
+
+	json_array_foreach(tools, i, t) {
+		const char *name = json_string_value(json_object_get(t, "name"));
+		json_t *desc = json_object_get(t, "description");
+		json_t *schema = json_object_get(t, "input_schema");
+		json_t *fn;
+
+		if (name == NULL) {
+			json_decref(out);
+			snprintf(err, errlen, "a tool without a name");
+			return NULL;
+		}
+		fn = json_pack("{s:s}", "name", name);
+		if (json_is_string(desc))
+			json_object_set(fn, "description", desc);
+		json_object_set_new(fn, "parameters", json_is_object(schema) ? json_incref(schema) :
+		    json_pack("{s:s, s:{}}", "type", "object", "properties"));
+		json_array_append_new(out, json_pack("{s:s, s:o}", "type", "function", "function", fn));
+	}
+	return out;
+}
+
+char *oai_request_build(const char *req, size_t req_len, const struct oai_req_opts *opt,
+    size_t *len, int *stream, char *err, size_t errlen)
+{
+	json_t *in, *out = NULL, *msgs, *m, *v;
+	const char *model, *system;
+	json_error_t e;
+	char *body = NULL;
+	size_t i;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if ((in = json_loadb(req, req_len, 0, &e)) == NULL || !json_is_object(in)) {
+		snprintf(err, errlen, "the request is not a JSON object%s%s", in ? "" : ": ",
+		    in ? "" : e.text);
+		goto done;
+	}
+	model = json_string_value(json_object_get(in, "model"));
+	if (model == NULL || model[0] == '\0')
+		model = opt->model;
+	if (model == NULL || model[0] == '\0') {
+		snprintf(err, errlen, "no model: neither the request nor the configuration names one");
+		goto done;
+	}
+	if (!json_is_array(json_object_get(in, "messages"))) {
+		snprintf(err, errlen, "the request has no messages array");
+		goto done;
+	}
+	out = json_pack("{s:s, s:[]}", "model", model, "messages");
+	msgs = json_object_get(out, "messages");
+	system = json_string_value(json_object_get(in, "system"));
+	if (system != NULL && system[0] != '\0')
+		json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", system));
+	json_array_foreach(json_object_get(in, "messages"), i, m) {
+		json_t *mapped = map_message(m, err, errlen);
+		if (mapped == NULL) {
+			if (errlen > 0 && err[0] == '\0')
+				snprintf(err, errlen, "message %zu cannot be encoded", i + 1);
+			goto done;
+		}
+		json_array_append_new(msgs, mapped);
+	}
+	v = json_object_get(in, "tools");
+	if (json_is_array(v) && json_array_size(v) > 0) {
+		json_t *tools = map_tools(v, err, errlen);
+		if (tools == NULL)
+			goto done;
+		json_object_set_new(out, "tools", tools);
+	}
+	v = json_object_get(in, "max_tokens");
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		json_object_set(out, opt->max_tokens_field ? opt->max_tokens_field :
+		    "max_completion_tokens", v);
+	if ((v = json_object_get(in, "temperature")) != NULL && json_is_number(v))
+		json_object_set(out, "temperature", v);
+	*stream = !json_is_false(json_object_get(in, "stream"));
+	if (*stream) {
+		json_object_set_new(out, "stream", json_true());
+		if (opt->include_usage)
+			json_object_set_new(out, "stream_options", json_pack("{s:b}", "include_usage", 1));
+	}
+	if ((body = json_dumps(out, JSON_COMPACT)) == NULL)
+		snprintf(err, errlen, "cannot encode the request");
+	else
+		*len = strlen(body);
+done:
+	json_decref(in);
+	json_decref(out);
+	return body;
+}
+
+/* Copies at most max bytes of s, cut at a UTF-8 boundary, control characters as
+ * spaces. */
+static void clean_copy(char *out, size_t outlen, const char *s, size_t n, size_t max)
+{
+	size_t k = 0;
+
+	if (outlen == 0)
+		return;
+	if (n > max) {
+		n = max;
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
+	for (size_t i = 0; i < n && k + 1 < outlen; i++)
+		out[k++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+	while (k > 0 && out[k - 1] == ' ')
+		k--;
+	out[k] = '\0';
+}
+
+void oai_error_body(const char *body, size_t len, char *msg, size_t msglen, char *code,
+    size_t codelen)
+{
+	json_t *j = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+	json_t *err = json_object_get(j, "error");
+	const char *m = NULL, *c = NULL;
+
+	if (json_is_object(err)) {
+		json_t *jc = json_object_get(err, "code");
+		m = json_string_value(json_object_get(err, "message"));
+		c = json_is_string(jc) ? json_string_value(jc) :
+		    json_string_value(json_object_get(err, "type"));
+	} else if (json_is_string(err)) {
+		m = json_string_value(err);
+	} else if (json_is_object(j)) {
+		m = json_string_value(json_object_get(j, "message"));
+	}
+	if (m != NULL)
+		clean_copy(msg, msglen, m, strlen(m), OAI_MSG_MAX);
+	else if (j == NULL && body != NULL && len > 0 && memchr(body, '<', len) == NULL)
+		clean_copy(msg, msglen, body, len, OAI_MSG_MAX); /* plain text, not an HTML page */
+	else if (msglen > 0)
+		snprintf(msg, msglen, "(no error message, %zu bytes of body)", len);
+	if (codelen > 0)
+		clean_copy(code, codelen, c ? c : "", c ? strlen(c) : 0, codelen - 1);
+	json_decref(j);
+}
