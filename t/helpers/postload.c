@@ -7,6 +7,8 @@
  * The first form opens CONNS keep-alive connections; each posts its share of TOTAL
  * channel.message.received events one after the other, with message ids and explicit
  * idempotency keys PREFIX-THREAD-SEQ, and appends "KEY EVENT_ID" to ACKED for every 202.
+ * With -a ACTORS the events come from that many actors (a0, a1, ...: as many sessions)
+ * instead of one.
  * The second form (replay) posts every key of ACKED again and checks that each answer is
  * a 202 with "duplicate": true and the same event id.
  *
@@ -49,6 +51,7 @@ struct opts {
 	const char *replay_path;
 	long conns;
 	long total;
+	long actors; /* -a: spread events over this many actors (sessions); 0 = one */
 };
 
 struct worker {
@@ -79,6 +82,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 	    "usage: postload -u http://HOST:PORT -t TOKEN -c CONNS -n TOTAL [-p PREFIX] [-o ACKED]\n"
+	    "                [-a ACTORS]\n"
 	    "       postload -u http://HOST:PORT -t TOKEN -c CONNS -r ACKED\n");
 	exit(2);
 }
@@ -224,16 +228,19 @@ static int json_str(const char *body, const char *name, char *out, size_t outlen
 	return 0;
 }
 
-static int build_request(const struct opts *o, const char *key, char *req, size_t cap)
+static int build_request(const struct opts *o, const char *key, long seq, char *req,
+    size_t cap)
 {
-	char body[1024];
+	char body[1024], actor[32] = "loader";
 	int blen, n;
 
+	if (o->actors > 0)
+		snprintf(actor, sizeof(actor), "a%ld", seq % o->actors);
 	blen = snprintf(body, sizeof(body),
 	    "{\"type\":\"channel.message.received\",\"idempotency_key\":\"%s\","
 	    "\"text\":\"load test message\",\"source\":{\"platform\":\"postload\","
-	    "\"channel_id\":\"load\",\"actor_id\":\"loader\",\"message_id\":\"%s\"}}",
-	    key, key);
+	    "\"channel_id\":\"load\",\"actor_id\":\"%s\",\"message_id\":\"%s\"}}",
+	    key, actor, key);
 	if (blen < 0 || (size_t)blen >= sizeof(body))
 		return -1;
 	n = snprintf(req, cap,
@@ -269,7 +276,8 @@ static void *worker_main(void *arg)
 			snprintf(key, sizeof(key), "%s", e->key);
 		else
 			snprintf(key, sizeof(key), "%s-%d-%ld", o->prefix, w->index, i);
-		if ((len = build_request(o, key, req, sizeof(req))) < 0) {
+		/* interleaved, so that the connections talk to different actors at once */
+		if ((len = build_request(o, key, w->index + i * o->conns, req, sizeof(req))) < 0) {
 			fprintf(stderr, "postload: request too large for key '%s'\n", key);
 			break;
 		}
@@ -365,7 +373,7 @@ int main(int argc, char **argv)
 	const char *url = NULL;
 	double t0, dt;
 
-	while ((ch = getopt(argc, argv, "u:t:c:n:p:o:r:")) != -1) {
+	while ((ch = getopt(argc, argv, "u:t:c:n:p:o:r:a:")) != -1) {
 		switch (ch) {
 		case 'u': url = optarg; break;
 		case 't': o.token = optarg; break;
@@ -374,6 +382,7 @@ int main(int argc, char **argv)
 		case 'p': o.prefix = optarg; break;
 		case 'o': o.acked_path = optarg; break;
 		case 'r': o.replay_path = optarg; break;
+		case 'a': o.actors = strtol(optarg, NULL, 10); break;
 		default: usage();
 		}
 	}
