@@ -9,8 +9,8 @@ HEAD='gateway:
 
 # bad NAME: $TRASH/NAME.yaml is $HEAD then stdin (DATA replaced by $TRASH/NAME-data).
 # `crab config validate` must exit 1 and `crab gateway -c` must refuse it too, starting
-# nothing (no data directory, no socket), with the same errors, and neither may trip a
-# sanitizer. The errors are left in NAME.err.
+# nothing (no data directory, so no store and no socket, and no process left to listen),
+# with the same errors, and neither may trip a sanitizer. The errors are left in NAME.err.
 bad() {
 	local name=$1 rc
 	{ printf '%s\n' "$HEAD"; cat; } | sed -e "s|DATA|$TRASH/$name-data|" >"$TRASH/$name.yaml"
@@ -24,6 +24,10 @@ bad() {
 	sanitizer_clean "$TRASH/$name.gw" || return 1
 	if [ -e "$TRASH/$name-data" ] || [ -e "$TRASH/crab-data" ]; then
 		echo "the gateway started on a refused config: it made its data directory"
+		return 1
+	fi
+	if pgrep -f -- "gateway -c $TRASH/$name.yaml" >/dev/null; then
+		echo "a gateway on the refused config is still running"
 		return 1
 	fi
 	cmp "$TRASH/$name.err" "$TRASH/$name.gw" ||
