@@ -105,6 +105,10 @@ HELPERS := \
 	t/helpers/postload \
 	t/helpers/readytime
 
+# Helpers linked with the core's sanitizer objects, like the unit tests.
+CORE_HELPERS := \
+	t/helpers/modeldrive
+
 REL_OBJ  := $(LIB_SRC:%.c=build/release/%.o)
 TEST_OBJ := $(LIB_SRC:%.c=build/test/%.o)
 
@@ -164,12 +168,17 @@ modules/openai/openai.so: $(OPENAI_SRC) modules/openai/openai_int.h abi/crab_mod
 	$(Q)$(CC) $(SO_CFLAGS) $(shell pkg-config --cflags jansson) -o $@ $(OPENAI_SRC) \
 		$(shell pkg-config --libs jansson)
 
+build/test/t/helpers/%: build/test/t/helpers/%.o $(TEST_OBJ)
+	@echo "  LD-SAN  $@"
+	$(Q)$(CC) $(TEST_LDFLAGS) -o $@ $^ $(LIBS)
+
 build/release/t/helpers/%: t/helpers/%.c Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(RELEASE_CFLAGS) -o $@ $< -lpthread
 
-test: build/test/crab $(UNIT_TESTS:%=build/test/%) $(HELPERS:%=build/release/%) $(MODULES_SO)
+test: build/test/crab $(UNIT_TESTS:%=build/test/%) $(HELPERS:%=build/release/%) \
+	$(CORE_HELPERS:%=build/test/%) $(MODULES_SO)
 	@t/run.sh
 
 # The shell tests on crab-static (no unit tests: those are sanitizer builds). Checks
