@@ -1,0 +1,99 @@
+# t/lib/fakes.sh: the fake upstream servers of t/fakes/ in test scripts. Source it after
+# test-lib.sh. A fake started here is in TEST_PIDS, so test-lib's cleanup kills it when the
+# script exits, whatever happened; it also exits by itself when the script's shell is gone.
+#
+#   ensure_openai_client            t/fakes/node_modules (the official `openai` client)
+#   start_openai_fake [ARGS...]     sets FAKE_URL (.../v1), FAKE_CONTROL, FAKE_PID, FAKE_LOG
+#   stop_openai_fake [PID]          SIGTERM; it must exit 0
+#   fake_requests                   prints GET /_fake/requests (a JSON array)
+#   fake_script '{"steps":[...]}'   appends steps to the fake's script
+
+FAKES_DIR=$TEST_ROOT/t/fakes
+FAKE_N=0
+
+# ensure_openai_client: runs `npm ci` in t/fakes once, when node_modules is missing or
+# older than package-lock.json (it needs the npm registry then). Serialized with flock,
+# so that two test runs in one checkout do not install at the same time.
+ensure_openai_client() {
+	local lock log rc
+	command -v node >/dev/null || { echo "node is not installed (.ci/install-deps installs nodejs)"; return 1; }
+	openai_client_current && return 0
+	command -v npm >/dev/null || { echo "npm is not installed (.ci/install-deps installs npm)"; return 1; }
+	mkdir -p "$TEST_ROOT/build" || return 1
+	lock=$TEST_ROOT/build/.npm-ci.lock
+	log=$TRASH/npm-ci.log
+	(
+		flock -w 600 9 || { echo "timed out waiting for $lock"; exit 1; }
+		openai_client_current && exit 0
+		cd "$FAKES_DIR" && timeout 600 npm ci --no-audit --no-fund >"$log" 2>&1
+	) 9>"$lock"
+	rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo "cannot install the openai npm client: 'npm ci' in t/fakes failed ($rc);" \
+			"the first run needs the npm registry. npm said:"
+		tail -n 20 "$log" 2>/dev/null
+		return 1
+	fi
+	openai_client_current || { echo "npm ci ran, but t/fakes/node_modules/openai is still missing"; return 1; }
+}
+
+openai_client_current() {
+	local nm=$FAKES_DIR/node_modules
+	[ -f "$nm/openai/package.json" ] && [ -f "$nm/.package-lock.json" ] &&
+		! [ "$FAKES_DIR/package-lock.json" -nt "$nm/.package-lock.json" ]
+}
+
+# start_openai_fake [ARGS...]: starts t/fakes/openai-fake.js on an ephemeral loopback port
+# (extra ARGS go to it: --api-key KEY, --delay-ms N, --no-record, --max-records N) and waits
+# up to 10 s for its port file. Exports FAKE_URL=http://127.0.0.1:PORT/v1 and FAKE_PID;
+# sets FAKE_CONTROL (the same without /v1, for /_fake/*) and FAKE_LOG. Each call starts
+# another fake; save the variables first to use two.
+start_openai_fake() {
+	local i port="" port_file
+	command -v node >/dev/null || { echo "node is not installed (.ci/install-deps installs nodejs)"; return 1; }
+	FAKE_N=$((FAKE_N + 1))
+	port_file=$TRASH/openai-fake.$FAKE_N.port
+	FAKE_LOG=$TRASH/openai-fake.$FAKE_N.log
+	rm -f "$port_file"
+	node "$FAKES_DIR/openai-fake.js" --port-file "$port_file" --parent-pid $$ "$@" >>"$FAKE_LOG" 2>&1 &
+	FAKE_PID=$!
+	TEST_PIDS="$TEST_PIDS $FAKE_PID"
+	export FAKE_PID
+	for i in $(seq 1 200); do
+		if [ -s "$port_file" ]; then
+			port=$(cat "$port_file")
+			break
+		fi
+		kill -0 "$FAKE_PID" 2>/dev/null || { echo "the openai fake exited:"; cat "$FAKE_LOG"; return 1; }
+		sleep 0.05
+	done
+	[ -n "$port" ] || { echo "the openai fake wrote no port in 10 s:"; cat "$FAKE_LOG"; return 1; }
+	FAKE_CONTROL=http://127.0.0.1:$port
+	export FAKE_URL=$FAKE_CONTROL/v1
+}
+
+# stop_openai_fake [PID]: SIGTERM to the fake (default $FAKE_PID); it must exit 0 in 5 s.
+stop_openai_fake() {
+	local pid=${1:-$FAKE_PID} i rc
+	kill -TERM "$pid" 2>/dev/null || { echo "the openai fake $pid was not running"; return 1; }
+	for i in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -0 "$pid" 2>/dev/null && { echo "the openai fake $pid ignored SIGTERM"; kill -9 "$pid"; }
+	wait "$pid"
+	rc=$?
+	TEST_PIDS=$(echo " $TEST_PIDS " | sed "s/ $pid / /")
+	[ "$rc" -eq 0 ] || { echo "the openai fake exited with $rc"; return 1; }
+}
+
+# fake_requests: the fake's request records, a JSON array.
+fake_requests() {
+	curl -sS --fail-with-body "$FAKE_CONTROL/_fake/requests"
+}
+
+# fake_script JSON: appends the steps of JSON ({"steps":[...]}) to the fake's script.
+fake_script() {
+	curl -sS --fail-with-body -X POST -H 'Content-Type: application/json' \
+		--data-binary "$1" "$FAKE_CONTROL/_fake/script" >/dev/null
+}
