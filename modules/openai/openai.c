@@ -391,6 +391,7 @@ static void http_error(struct oai_call *c, int status)
 	case 403: code = "forbidden"; break;
 	case 404: code = "model_not_found"; break;
 	case 408: code = "timeout"; break;
+	case 409: code = "provider_error"; break;
 	case 429: code = "rate_limited"; break;
 	default: code = status >= 500 ? "provider_error" : status >= 400 ? "bad_request" :
 	    "bad_response"; break;
