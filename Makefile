@@ -99,7 +99,8 @@ UNIT_TESTS := \
 	t/unit/test_http_client \
 	t/unit/test_store \
 	t/unit/test_abi \
-	t/unit/test_openai_sse
+	t/unit/test_openai_sse \
+	t/unit/test_router
 
 HELPERS := \
 	t/helpers/postload \
@@ -188,6 +189,7 @@ test-static: crab-static $(HELPERS:%=build/release/%) $(MODULES_SO)
 
 bench: crab $(HELPERS:%=build/release/%)
 	@t/bench/run.sh
+	@t/bench/turns.sh
 
 # Fuzzing (clang's libFuzzer): FUZZ_SECONDS each, corpora under build/fuzz/.
 FUZZ_TARGETS := fuzz_envelope fuzz_http

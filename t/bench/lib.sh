@@ -1,0 +1,89 @@
+# t/bench/lib.sh: what the bench scripts share: a temporary WORK directory removed at
+# exit with everything started, fail, a free port, memory and CPU readings, starting and
+# stopping the release gateway. Source it after setting ROOT, CRAB and HELPERS.
+WORK=$(mktemp -d /tmp/crab-bench.XXXXXX)
+GW_PID=""
+SAMPLER_PID=""
+cleanup() {
+	[ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
+	[ -n "$GW_PID" ] && kill -9 "$GW_PID" 2>/dev/null
+	[ -n "${FAKE_PID:-}" ] && kill "$FAKE_PID" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "bench: $*"
+	[ -f "$WORK/gateway.log" ] && tail -n 20 "$WORK/gateway.log"
+	exit 1
+}
+
+# A free loopback port: readytime has to know it before the gateway starts. Below the
+# ephemeral range, so that no client socket (readytime polls a closed port thousands of
+# times; Linux can connect such a socket to itself) ever holds it when the gateway binds.
+free_port() {
+	local port i
+	for i in $(seq 1 100); do
+		port=$((20000 + RANDOM % 12000))
+		ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return 0; }
+	done
+	return 1
+}
+
+# mem_kb PID FIELD: a /proc/PID/status field in kB.
+mem_kb() {
+	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+mib() {
+	awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'
+}
+
+# verdict OK: the tag printed beside a figure.
+verdict() {
+	if [ "$1" = 1 ]; then echo "ok"; else echo "MISSED"; fi
+}
+
+# CPU accounting in clock ticks, to tell what the gateway costs per event and how much
+# of the machine other processes took during the run (the figures depend on it).
+CLK_TCK=$(getconf CLK_TCK)
+machine_ticks() { # "busy total" over all CPUs
+	local _cpu u n s i io irq sirq st
+	read -r _cpu u n s i io irq sirq st _ </proc/stat
+	echo "$((u + n + s + irq + sirq + st)) $((u + n + s + i + io + irq + sirq + st))"
+}
+proc_ticks() { # utime + stime of PID, every thread
+	local f
+	read -r -a f <"/proc/$1/stat"
+	echo $((f[13] + f[14]))
+}
+children_ticks() { # user + system time in the output of `times` (run in this shell, not in $())
+	awk -v hz="$CLK_TCK" 'NR == 2 {
+		split($1, u, "m"); split($2, s, "m")
+		printf "%d", ((u[1] * 60 + u[2]) + (s[1] * 60 + s[2])) * hz }' "$1"
+}
+
+start_gateway() {
+	local i
+	"$CRAB" gateway -c "$WORK/crab.yaml" >>"$WORK/gateway.log" 2>&1 &
+	GW_PID=$!
+	for i in $(seq 1 200); do
+		"$CRAB" admin pair.test >/dev/null 2>&1 && return 0
+		kill -0 "$GW_PID" 2>/dev/null || fail "the gateway exited"
+		sleep 0.05
+	done
+	fail "the gateway did not become ready"
+}
+
+stop_gateway() {
+	local i
+	kill -TERM "$GW_PID"
+	for i in $(seq 1 300); do
+		kill -0 "$GW_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	wait "$GW_PID" || fail "the gateway exited with status $?"
+	GW_PID=""
+}
+
