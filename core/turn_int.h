@@ -61,7 +61,6 @@ struct turn {
 	/* what the begin job read */
 	char turn_id[CRAB_ID_MAX];
 	struct crab_store_inbox_row ev;
-	struct crab_store_session session;
 	json_t *history; /* messages, oldest first */
 	const struct crab_config_agent *agent;
 	const struct crab_config_model *model;

@@ -163,7 +163,9 @@ static int begin_run(struct crab_store *st, struct crab_store_job *job)
 	}
 	tr->agent = crab_config_agent_find(cfg, tr->ev.agent_id);
 	tr->model = tr->agent ? crab_config_model_find(cfg, tr->agent->model) : NULL;
-	rc = crab_store_turn_by_event(st, tr->ev.id, &prior);
+	/* Only an event from before this start can have a turn already: one accepted since
+	 * gets its first turn here (a begin that failed rolled its turn back). */
+	rc = tr->p->ingest_us >= 0 ? 0 : crab_store_turn_by_event(st, tr->ev.id, &prior);
 	crab_store_turn_free_payloads(&prior);
 	if (rc < 0)
 		return -1;
@@ -175,8 +177,6 @@ static int begin_run(struct crab_store *st, struct crab_store_job *job)
 	if (rc == 1)
 		crab_strlcpy(tr->turn_id, prior.id, sizeof(tr->turn_id)); /* a crash cut it */
 	else if (write_started(st, tr) != 0)
-		return -1;
-	if (crab_store_session_get(st, tr->ev.tenant_id, tr->ev.session_id, &tr->session) != 1)
 		return -1;
 	return tr->agent != NULL ? load_history(st, tr) : 0;
 }

@@ -62,7 +62,9 @@ int crab_store_session_list(struct crab_store *st, const char *tenant_id, const 
 {
 	static const char sql[] =
 		"SELECT " SESSION_COLS " FROM sessions s"
-		" WHERE ($1 IS NULL OR s.tenant_id = $1) AND ($2 IS NULL OR s.status = $2)"
+		/* CAST: PostgreSQL cannot type a parameter that is only tested for NULL */
+		" WHERE (CAST($1 AS TEXT) IS NULL OR s.tenant_id = $1)"
+		" AND (CAST($2 AS TEXT) IS NULL OR s.status = $2)"
 		" ORDER BY s.id DESC LIMIT $3";
 	const struct crab_db_param p[] = {CRAB_DB_T(tenant_id), CRAB_DB_T(status),
 		CRAB_DB_I(limit)};
@@ -115,17 +117,16 @@ int crab_store_session_close(struct crab_store *st, const char *session_id, int6
 int crab_store_session_seq(struct crab_store *st, const char *session_id, int n,
     int64_t *first)
 {
-	static const char bump_sql[] = "UPDATE sessions SET last_seq = last_seq + $2 WHERE id = $1";
-	static const char read_sql[] = "SELECT last_seq FROM sessions WHERE id = $1";
+	/* One statement: RETURNING is in SQLite since 3.35 and in PostgreSQL. */
+	static const char sql[] =
+		"UPDATE sessions SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq";
 	const struct crab_db_param p[] = {CRAB_DB_T(session_id), CRAB_DB_I(n)};
-	int64_t changes = 0, last = 0;
+	int64_t last = -1;
 
-	if (exec(st, "session_seq", bump_sql, 2, p, NULL, NULL, &changes) == -1)
+	if (exec(st, "session_seq", sql, 2, p, crab_db_row_int, &last, NULL) == -1)
 		return -1;
-	if (changes != 1)
+	if (last < 0)
 		return fail_msg(st, "session_seq", "no such session");
-	if (exec(st, "session_seq", read_sql, 1, p, crab_db_row_int, &last, NULL) == -1)
-		return -1;
 	*first = last - n + 1;
 	return 0;
 }

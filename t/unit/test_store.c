@@ -440,6 +440,191 @@ static void test_kv(struct crab_store *st, int64_t now)
 	CHECK_INT(crab_store_kv_get(st, "mod_a", "k", &v, &len), 0, name("kv: deleted is gone"));
 }
 
+/* Appends the pending ids of this test ("evt_turns_N") as "N", in order. */
+static int pending_row(void *arg, const char *event_id, const char *session_id)
+{
+	char *out = arg;
+	(void)session_id;
+	if (strncmp(event_id, "evt_turns_", 10) == 0)
+		strncat(out, event_id + 10, 1);
+	return 0;
+}
+
+static int history_row(void *arg, const char *input, const char *output)
+{
+	char *out = arg;
+	(void)output;
+	strncat(out, input, 16);
+	return 0;
+}
+
+static void insert_event(struct crab_store *st, const char *id, const char *session,
+    int64_t now)
+{
+	const struct crab_store_event ev = {.id = id, .tenant_id = "t1", .agent_id = "assistant",
+		.session_id = session, .type = "channel.message.received", .idempotency_key = id,
+		.producer = "test", .envelope_json = "{\"text\":\"hi\"}",
+		.target_json = "{\"platform\":\"cli\"}", .received_at = now};
+	crab_store_event_insert(st, &ev);
+}
+
+/* Turns: the inbox's pending events, turn rows with payloads, history, seq, outbox. */
+static void test_turns(struct crab_store *st, int64_t now)
+{
+	struct crab_store_session s;
+	struct crab_store_inbox_row row;
+	struct crab_store_turn t = {0}, got;
+	char pending[16] = "", hist[64] = "";
+	int64_t first = 0, n = -1;
+	char ev[3][CRAB_STORE_ID_MAX];
+	char in_a[] = "{\"in\":\"A\"}", in_b[] = "{\"in\":\"B\"}", out[] = "[]";
+	char req[] = "{\"model\":\"x\"}";
+
+	make_session(&s, "t1", "rk-turns", now);
+	crab_store_session_create(st, &s);
+	for (int i = 0; i < 3; i++) {
+		snprintf(ev[i], sizeof(ev[i]), "evt_turns_%d", i);
+		insert_event(st, ev[i], s.id, now);
+	}
+	CHECK(crab_store_inbox_pending(st, pending_row, pending) == 0,
+	    name("pending events are listed"));
+	CHECK_STR(pending, "012", name("pending events come in acceptance order"));
+	CHECK(crab_store_inbox_get(st, ev[1], &row) == 1 && strcmp(row.state, "pending") == 0 &&
+		strcmp(row.envelope, "{\"text\":\"hi\"}") == 0 && row.target != NULL,
+	    name("an inbox row reads back with its envelope and target"));
+	crab_store_inbox_row_free(&row);
+	CHECK(crab_store_inbox_done(st, ev[0]) == 0 && crab_store_inbox_get(st, ev[0], &row) == 1 &&
+		strcmp(row.state, "done") == 0, name("an event marked done"));
+	crab_store_inbox_row_free(&row);
+	pending[0] = '\0';
+	crab_store_inbox_pending(st, pending_row, pending);
+	CHECK_STR(pending, "12", name("a done event is no longer pending"));
+
+	CHECK(crab_store_session_seq(st, s.id, 1, &first) == 0 && first == 1,
+	    name("a session's first seq is 1"));
+	CHECK(crab_store_session_seq(st, s.id, 2, &first) == 0 && first == 2,
+	    name("seq values are reserved in a block, without gaps"));
+	CHECK(crab_store_session_seq(st, "ses_none", 1, &first) == -1,
+	    name("seq of a missing session is an error"));
+
+	for (int i = 0; i < 3; i++) {
+		memset(&t, 0, sizeof(t));
+		snprintf(t.id, sizeof(t.id), "trn_turns_%d", i);
+		snprintf(t.tenant_id, sizeof(t.tenant_id), "t1");
+		snprintf(t.agent_id, sizeof(t.agent_id), "assistant");
+		snprintf(t.session_id, sizeof(t.session_id), "%s", s.id);
+		snprintf(t.event_id, sizeof(t.event_id), "%s", ev[i]);
+		snprintf(t.model, sizeof(t.model), "echo");
+		t.config_revision = 3;
+		t.started_at = now;
+		CHECK(crab_store_turn_insert(st, &t) == 0, name("a running turn is stored"));
+		if (i == 2)
+			break; /* the last one stays running */
+		snprintf(t.status, sizeof(t.status), "completed");
+		t.input = i == 0 ? in_a : in_b;
+		t.output = out;
+		t.request = req;
+		t.finished_at = now + 1;
+		CHECK(crab_store_turn_finish(st, &t) == 0, name("a finished turn is stored"));
+	}
+	CHECK(crab_store_turn_by_event(st, ev[2], &got) == 1 && strcmp(got.status, "running") == 0 &&
+		strcmp(got.id, "trn_turns_2") == 0, name("the running turn of an event is found"));
+	crab_store_turn_free_payloads(&got);
+	CHECK(crab_store_turn_get(st, "trn_turns_0", &got) == 1 && got.config_revision == 3 &&
+		got.request != NULL && strcmp(got.request, "{\"model\":\"x\"}") == 0 &&
+		strcmp(got.model, "echo") == 0, name("a turn reads back with model, revision, request"));
+	crab_store_turn_free_payloads(&got);
+	CHECK(crab_store_history(st, s.id, "trn_turns_2", 10, history_row, hist) == 0 &&
+		strstr(hist, "B") < strstr(hist, "A") && strstr(hist, "B") != NULL,
+	    name("history: completed turns before this one, newest first"));
+	hist[0] = '\0';
+	crab_store_history(st, s.id, "trn_turns_2", 1, history_row, hist);
+	CHECK(strstr(hist, "B") != NULL && strstr(hist, "A") == NULL, name("history honours its limit"));
+	hist[0] = '\0';
+	crab_store_history(st, s.id, "trn_turns_1", 10, history_row, hist);
+	CHECK(strstr(hist, "A") != NULL && strstr(hist, "B") == NULL,
+	    name("history holds only turns before the given one"));
+
+	{
+		const struct crab_store_outbox o = {.id = "evt_out_1", .tenant_id = "t1",
+			.session_id = s.id, .seq = 4, .type = "turn.completed",
+			.idempotency_key = "trn_turns_0:completed", .payload = "{}", .created_at = now};
+		CHECK(crab_store_outbox_insert(st, &o) == 0, name("an outbox row is stored"));
+		CHECK(crab_store_outbox_insert(st, &o) == -1, name("an outbox id is stored once"));
+	}
+	CHECK(crab_store_count(st, "event_outbox", &n) == 0 && n >= 1, name("outbox counted"));
+}
+
+static int list_row(const struct crab_store_session_info *s, void *arg)
+{
+	int *n = arg;
+	(*n)++;
+	return strcmp(s->status, "open") != 0 && strcmp(s->status, "closed") != 0;
+}
+
+/* The session manager: last active channels, listing, closing, config revisions. */
+static void test_session_manager(struct crab_store *st, int64_t now)
+{
+	struct crab_store_session s;
+	struct crab_store_channel a = {"telegram", "-100", ""}, b = {"telegram", "-200", "t9"}, got;
+	struct crab_store_session_info info;
+	struct crab_store_lease l = {0};
+	char bound[CRAB_STORE_ID_MAX];
+	int64_t rev1 = 0, rev2 = 0, rev3 = 0;
+	int n = 0;
+
+	make_session(&s, "t2", "rk-manager", now);
+	crab_store_session_create(st, &s);
+	crab_store_binding_set(st, &(struct crab_store_binding){.tenant_id = "t2",
+	    .runtime_key = "rk-manager", .agent_id = "assistant", .platform = "telegram",
+	    .channel_id = "-100", .actor_id = "42", .session_id = s.id, .updated_at = now});
+	CHECK(crab_store_last_active_get(st, "t2", "assistant", "42", &got) == 0,
+	    name("no last channel before any message"));
+	CHECK(crab_store_last_active_set(st, "t2", "assistant", "42", s.id, &a, now) == 0,
+	    name("a message's channel is recorded"));
+	CHECK(crab_store_last_active_set(st, "t2", "assistant", "43", s.id, &b, now) == 0,
+	    name("another actor's channel is recorded"));
+	CHECK(crab_store_last_active_get(st, "t2", "assistant", "42", &got) == 1 &&
+		strcmp(got.channel_id, "-100") == 0, name("the actor's last channel"));
+	CHECK(crab_store_last_active_get(st, "t2", "assistant", "", &got) == 1 &&
+		strcmp(got.channel_id, "-200") == 0 && strcmp(got.thread_id, "t9") == 0,
+	    name("the tenant's last channel is the latest of anyone's, with its thread"));
+	CHECK(crab_store_session_channel(st, "t2", s.id, &got) == 1 &&
+		strcmp(got.channel_id, "-200") == 0, name("the session's last channel"));
+	CHECK(crab_store_session_channel(st, "t1", s.id, &got) == 0,
+	    name("another tenant cannot read the session's channel"));
+
+	if (crab_store_session_list(st, "t2", "open", 10, list_row, &n) != 0)
+		printf("# session_list: %s\n", crab_store_error(st));
+	if (!CHECK(n == 1, name("listing filters by tenant and status")))
+		printf("#   %d sessions listed\n", n);
+	CHECK(crab_store_session_info(st, s.id, &info) == 1 && strcmp(info.tenant_id, "t2") == 0 &&
+		info.last_active_channel != NULL, name("a session's details"));
+	crab_store_session_info_free(&info);
+
+	crab_id_new("lea", l.id);
+	snprintf(l.token_hash, sizeof(l.token_hash), "%064d", 7);
+	snprintf(l.tenant_id, sizeof(l.tenant_id), "t2");
+	snprintf(l.session_id, sizeof(l.session_id), "%s", s.id);
+	snprintf(l.scopes, sizeof(l.scopes), "produce");
+	l.created_at = now;
+	l.expires_at = now + DAY_MS;
+	crab_store_lease_insert(st, &l);
+	CHECK(crab_store_session_close(st, s.id, now + 5) == 1, name("an open session closes"));
+	CHECK(crab_store_session_close(st, s.id, now + 6) == 0, name("closing it again does nothing"));
+	CHECK(crab_store_binding_current(st, "t2", "rk-manager", bound) == 0,
+	    name("a closed session is no runtime key's current one"));
+	CHECK(crab_store_lease_revoke(st, l.id, now + 7) == 0,
+	    name("closing revoked the session's lease"));
+
+	CHECK(crab_store_config_revision(st, "a: 1\n", "file", NULL, now, &rev1) == 0 && rev1 >= 1,
+	    name("a config is recorded as a revision"));
+	CHECK(crab_store_config_revision(st, "a: 1\n", "file", NULL, now, &rev2) == 0 && rev2 == rev1,
+	    name("the same config again is the same revision"));
+	CHECK(crab_store_config_revision(st, "a: 2\n", "file", NULL, now, &rev3) == 0 &&
+		rev3 == rev1 + 1, name("a changed config is the next revision"));
+}
+
 static void suite(const struct crab_store_options *o)
 {
 	struct crab_store_durability dur;
@@ -477,6 +662,8 @@ static void suite(const struct crab_store_options *o)
 	test_counts(st);
 	test_transactions(st, now);
 	test_kv(st, now);
+	test_turns(st, now);
+	test_session_manager(st, now);
 	if (pg)
 		test_pg_only(st, o, &sa);
 	crab_store_close(st);
