@@ -82,6 +82,7 @@ struct turn {
 	int failed;
 	int store_tries;
 	int in_store; /* a store job of this turn is queued or running */
+	struct turn *next; /* the session's next turn, started in this one's finish job */
 };
 
 /* turn_run.c */
@@ -91,6 +92,11 @@ void crab_turn_cancel(struct turn *tr);
 /* turns.c: the turn has ended (stored, skipped, or dropped at shutdown with its event
  * still pending in the store): its session moves on. */
 void crab_turns_finished(struct crab_turns *t, struct turn *tr);
+/* The session's next event, taken off its queue to start in the same commit as the
+ * turn finishing now; NULL when none (or draining). */
+struct pending *crab_turns_next(struct crab_turns *t, struct tsession *s);
+/* Puts p back at the head of its session's queue (its chained start did not commit). */
+void crab_turns_requeue(struct crab_turns *t, struct tsession *s, struct pending *p);
 /* The turn of event_id ended: answer its waiters. */
 void crab_turns_notify(struct crab_turns *t, const struct crab_turn_outcome *o);
 

@@ -18,6 +18,7 @@
 
 static void call_model(struct turn *tr);
 static void end_call(struct turn *tr);
+static struct turn *turn_new(struct crab_turns *t, struct tsession *s, struct pending *p);
 
 static void turn_free(struct turn *tr)
 {
@@ -146,13 +147,15 @@ static int write_started(struct crab_store *st, struct turn *tr)
 	});
 }
 
-static int begin_run(struct crab_store *st, struct crab_store_job *job)
+/* The store side of a turn's start: read the event, store turn.started (or find the turn
+ * a crash cut), read the history. */
+static int begin_work(struct crab_store *st, struct turn *tr)
 {
-	struct turn *tr = (struct turn *)((char *)job - offsetof(struct turn, job));
 	const struct crab_config *cfg = tr->t->gw->cfg;
 	struct crab_store_turn prior = {0};
 	int rc;
 
+	tr->skip = 0;
 	crab_store_inbox_row_free(&tr->ev);
 	json_decref(tr->history);
 	tr->history = NULL;
@@ -179,6 +182,11 @@ static int begin_run(struct crab_store *st, struct crab_store_job *job)
 	else if (write_started(st, tr) != 0)
 		return -1;
 	return tr->agent != NULL ? load_history(st, tr) : 0;
+}
+
+static int begin_run(struct crab_store *st, struct crab_store_job *job)
+{
+	return begin_work(st, (struct turn *)((char *)job - offsetof(struct turn, job)));
 }
 
 /* ---- finish: worker side ---- */
@@ -288,10 +296,15 @@ out:
 	return rc;
 }
 
+/* The finished turn, and the start of the session's next one when it has one: one
+ * commit between two turns of a busy session instead of two. */
 static int finish_run(struct crab_store *st, struct crab_store_job *job)
 {
 	struct turn *tr = (struct turn *)((char *)job - offsetof(struct turn, job));
-	return write_finished(st, tr);
+
+	if (write_finished(st, tr) != 0)
+		return -1;
+	return tr->next != NULL ? begin_work(st, tr->next) : 0;
 }
 
 /* ---- loop side ---- */
@@ -313,15 +326,31 @@ static void finish_retry(evutil_socket_t fd, short what, void *arg)
 	submit(arg, finish_run, finish_done);
 }
 
+static void begin_ready(struct turn *tr);
+
+/* The chained start did not commit: its event goes back to the head of the session. */
+static void unchain(struct turn *tr)
+{
+	struct turn *next = tr->next;
+
+	if (next == NULL)
+		return;
+	tr->next = NULL;
+	crab_turns_requeue(tr->t, next->s, next->p);
+	next->p = NULL;
+	turn_free(next);
+}
+
 static void finish_done(struct crab_store_job *job, enum crab_job_status status)
 {
 	struct turn *tr = (struct turn *)((char *)job - offsetof(struct turn, job));
 	struct crab_turns *t = tr->t;
-	json_t *output;
+	struct turn *next = tr->next;
 	struct crab_turn_outcome o;
 
 	tr->in_store = 0;
 	if (status != CRAB_JOB_OK) {
+		unchain(tr);
 		if (t->draining) {
 			turn_end(tr); /* the event stays pending: it runs again after a restart */
 			return;
@@ -339,7 +368,6 @@ static void finish_done(struct crab_store_job *job, enum crab_job_status status)
 	if (tr->p->ingest_us >= 0)
 		crab_hist_add(&t->overhead_us,
 		    tr->p->ingest_us + (crab_monotonic_us() - tr->begin_us) - tr->model_us);
-	output = NULL;
 	o = (struct crab_turn_outcome){
 		.status = tr->failed ? "failed" : "completed", .event_id = tr->ev.id,
 		.turn_id = tr->turn_id, .session_id = tr->ev.session_id,
@@ -348,8 +376,17 @@ static void finish_done(struct crab_store_job *job, enum crab_job_status status)
 		.error_message = tr->failed ? tr->error_message : NULL,
 	};
 	crab_turns_notify(t, &o);
-	json_decref(output);
-	turn_end(tr);
+	if (next == NULL) {
+		turn_end(tr);
+		return;
+	}
+	/* The session's next turn has started in the same commit: it takes over the slot. */
+	tr->next = NULL;
+	tr->s->running = next;
+	free(tr->p);
+	turn_free(tr);
+	next->in_store = 0;
+	begin_ready(next);
 }
 
 static void finish(struct turn *tr)
@@ -359,6 +396,11 @@ static void finish(struct turn *tr)
 	if (tr->failed)
 		log_info("turn %s failed: %s: %s", tr->turn_id, tr->error_code,
 		    tr->error_message ? tr->error_message : "");
+	if (tr->next == NULL) {
+		struct pending *p = crab_turns_next(tr->t, tr->s);
+		if (p != NULL)
+			tr->next = turn_new(tr->t, tr->s, p);
+	}
 	submit(tr, finish_run, finish_done);
 }
 
@@ -378,26 +420,32 @@ static void begin_retry(evutil_socket_t fd, short what, void *arg)
 	submit(arg, begin_run, begin_done);
 }
 
-static void begin_done(struct crab_store_job *job, enum crab_job_status status)
+/* A committed start: call the model, or end a turn that has nothing to do. */
+static void begin_ready(struct turn *tr)
 {
-	struct turn *tr = (struct turn *)((char *)job - offsetof(struct turn, job));
-
-	tr->in_store = 0;
-	if (tr->t->draining || (status == CRAB_JOB_OK && tr->skip)) {
+	if (tr->t->draining || tr->skip) {
 		turn_end(tr);
-		return;
-	}
-	if (status != CRAB_JOB_OK) {
-		if (tr->store_tries++ == 0)
-			log_warnx("turn of %s: could not begin, retrying", tr->p->event_id);
-		retry_later(tr, begin_retry);
 		return;
 	}
 	tr->store_tries = 0;
 	call_model(tr);
 }
 
-struct turn *crab_turn_start(struct crab_turns *t, struct tsession *s, struct pending *p)
+static void begin_done(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct turn *tr = (struct turn *)((char *)job - offsetof(struct turn, job));
+
+	tr->in_store = 0;
+	if (status != CRAB_JOB_OK && !tr->t->draining) {
+		if (tr->store_tries++ == 0)
+			log_warnx("turn of %s: could not begin, retrying", tr->p->event_id);
+		retry_later(tr, begin_retry);
+		return;
+	}
+	begin_ready(tr);
+}
+
+static struct turn *turn_new(struct crab_turns *t, struct tsession *s, struct pending *p)
 {
 	struct turn *tr = xcalloc(1, sizeof(*tr));
 
@@ -411,7 +459,15 @@ struct turn *crab_turn_start(struct crab_turns *t, struct tsession *s, struct pe
 		t->all->prev_all = &tr->next_all;
 	tr->prev_all = &t->all;
 	t->all = tr;
+	tr->in_store = 1; /* until its start has committed */
 	crab_id_new("trn", tr->turn_id);
+	return tr;
+}
+
+struct turn *crab_turn_start(struct crab_turns *t, struct tsession *s, struct pending *p)
+{
+	struct turn *tr = turn_new(t, s, p);
+
 	submit(tr, begin_run, begin_done);
 	return tr;
 }

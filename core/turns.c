@@ -121,6 +121,33 @@ void crab_turns_finished(struct crab_turns *t, struct turn *tr)
 	kick(t);
 }
 
+struct pending *crab_turns_next(struct crab_turns *t, struct tsession *s)
+{
+	struct pending *p = s->head;
+
+	if (p == NULL || t->draining)
+		return NULL;
+	s->head = p->next;
+	if (s->head == NULL)
+		s->tail = NULL;
+	p->next = NULL;
+	if (s->ready) { /* it was waiting for a slot: it has one now */
+		TAILQ_REMOVE(&t->ready, s, link);
+		s->ready = 0;
+	}
+	t->queued--;
+	return p;
+}
+
+void crab_turns_requeue(struct crab_turns *t, struct tsession *s, struct pending *p)
+{
+	p->next = s->head;
+	s->head = p;
+	if (s->tail == NULL)
+		s->tail = p;
+	t->queued++;
+}
+
 void crab_turns_drain(struct crab_turns *t)
 {
 	t->draining = 1;
