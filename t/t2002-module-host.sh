@@ -11,7 +11,8 @@ test_expect_success 'build the probe module against abi/ only' '
 '
 
 test_expect_success 'a gateway loads it with its config and secret reference' '
-	write_gateway_config gw &&
+	write_gateway_config gw "models: [{id: echo, adapter: echo}]" \
+		"agents: [{id: assistant, model: echo}, {id: probe-agent, model: echo}]" &&
 	echo "s3cret-value" >"$TRASH/token" &&
 	cat >>"$TRASH/gw/crab.yaml" <<-YAML &&
 	modules:

@@ -30,7 +30,8 @@ live_leases() {
 }
 
 test_expect_success 'the gateway starts' '
-	write_gateway_config gw &&
+	write_gateway_config gw "models: [{id: echo, adapter: echo}]" \
+		"agents: [{id: assistant, model: echo}, {id: helper, model: echo}]" &&
 	start_gateway gw &&
 	LIVE=$(live_leases)
 '
