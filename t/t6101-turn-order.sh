@@ -78,9 +78,10 @@ test_expect_success 'and strictly one at a time: no request began before the pre
 	fake_requests >one.records &&
 	jq -e "length == $ONE_TOTAL" one.records >/dev/null &&
 	jq -c "sort_by(.seq) | [range(1; length) as \$i | {i: \$i, gap_ms: (.[\$i].received_at - .[\$i - 1].finished_at)}]
-		| {min_gap_ms: (map(.gap_ms) | min), overlaps: map(select(.gap_ms < 0))}" one.records >one.gaps &&
+		| {min_gap_ms: (map(.gap_ms) | min), overlaps: map(select(.gap_ms < 0))}
+		| .first_overlaps = .overlaps[:5] | .overlaps |= length" one.records >one.gaps &&
 	cat one.gaps &&
-	jq -e ".overlaps == []" one.gaps >/dev/null &&
+	jq -e ".overlaps == 0" one.gaps >/dev/null &&
 	jq -e "all(.[]; .inflight_at_start == 0 and .finished_at != null and .status == 200)" one.records >/dev/null
 '
 
@@ -119,10 +120,10 @@ test_expect_success "$MANY sessions at once, $MANY_DELAY_MS ms a model call: the
 	test "$(jq -rs "map(.session_id) | unique | length" many.acks)" -eq $MANY &&
 	fake_requests >many.records &&
 	inflight=$(jq "map(.inflight_at_start) | max + 1" many.records) &&
-	echo "$MANY sessions done in $elapsed ms; the fake had up to $inflight requests at once;" \
-		"one by one would take $((MANY * MANY_DELAY_MS)) ms" &&
+	summary="$MANY sessions done in $elapsed ms; the fake had $(jq length many.records) requests, up to $inflight at once; one by one would take $((MANY * MANY_DELAY_MS)) ms" &&
+	echo "$summary" &&
 	{ test "$(jq length many.records)" -eq $MANY && test "$inflight" -ge 10 ||
-		{ jq -c "sort_by(.seq) | .[] | {seq, received_at, finished_at, inflight_at_start}" many.records | head -n 60; false; }; } &&
+		{ jq -c "sort_by(.seq) | .[] | {seq, received_at, finished_at, inflight_at_start}" many.records | head -n 20; false; }; } &&
 	test "$elapsed" -lt $((MANY * MANY_DELAY_MS / 3))
 '
 

@@ -88,6 +88,8 @@ test_expect_success 'one reply per event, no idempotency key twice in the whole 
 
 test_expect_success 'each event has one turn row, completed; seq has no gap or repeat in any session' '
 	store_sql crash "SELECT event_id, status FROM turns" | sort >turns &&
+	echo "turn rows: $(wc -l <turns), events with a turn: $(cut -d"|" -f1 turns | uniq | wc -l)," \
+		"not completed: $(grep -vc "|completed$" turns)" &&
 	test "$(wc -l <turns)" -eq $CRASH_TOTAL &&
 	test "$(cut -d"|" -f1 turns | uniq | wc -l)" -eq $CRASH_TOTAL &&
 	test "$(grep -vc "|completed$" turns)" -eq 0 &&
@@ -95,6 +97,16 @@ test_expect_success 'each event has one turn row, completed; seq has no gap or r
 		FROM event_outbox GROUP BY session_id" >seqs &&
 	test "$(wc -l <seqs)" -eq $CRASH_SESSIONS &&
 	awk -F"|" "\$2 != \$3 || \$4 != 1 || \$5 != \$2 { print; bad = 1 } END { exit bad }" seqs
+'
+
+test_expect_success 'in every session the turns ended in event id order, across the restart' '
+	store_sql crash "SELECT session_id, payload FROM event_outbox WHERE type = '"'"'turn.completed'"'"'
+		ORDER BY session_id, seq" | sed "s/|/ /" >ends &&
+	awk "{ print \$1 }" ends | uniq | wc -l | grep -qx $CRASH_SESSIONS &&
+	cut -d" " -f2- ends | jq -r .data.event_id >ends.events &&
+	awk "{ print \$1 }" ends | paste -d" " - ends.events >ends.pairs &&
+	awk "\$1 == s && \$2 <= e { print \"out of order in \" \$1 \": \" e \" then \" \$2; bad = 1 }
+		{ s = \$1; e = \$2 } END { exit bad }" ends.pairs
 '
 
 test_expect_success 'the fake answered every turn at least once' '
