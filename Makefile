@@ -184,7 +184,7 @@ test: build/test/crab $(UNIT_TESTS:%=build/test/%) $(HELPERS:%=build/release/%) 
 
 # The shell tests on crab-static (no unit tests: those are sanitizer builds). Checks
 # that need the test-only admin op clock.advance are skipped: crab-static has none.
-test-static: crab-static $(HELPERS:%=build/release/%) $(MODULES_SO)
+test-static: crab-static $(HELPERS:%=build/release/%) $(CORE_HELPERS:%=build/test/%) $(MODULES_SO)
 	@CRAB=$(CURDIR)/crab-static t/run.sh --integration-only
 
 bench: crab $(HELPERS:%=build/release/%)
