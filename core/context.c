@@ -138,7 +138,7 @@ static void append_layer(struct crab_buf *out, const char *text)
 }
 
 char *crab_context_compose(struct crab_context *c, const struct crab_config_agent *a,
-    const struct crab_template_vars *v, const char *addition)
+    const struct crab_event_fields *v, const char *addition)
 {
 	const char *const layers[] = {a->context_global, a->context_platform, a->context_channel,
 		a->context_actor};

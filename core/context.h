@@ -18,7 +18,7 @@ void crab_context_free(struct crab_context *c);
 /* The system text for a turn of agent a (malloc'd, "" when no layer applies). addition
  * (may be NULL) is the session and runtime layer. */
 char *crab_context_compose(struct crab_context *c, const struct crab_config_agent *a,
-    const struct crab_template_vars *v, const char *addition);
+    const struct crab_event_fields *v, const char *addition);
 
 /* Files read from disk so far (a test sees that an unchanged file is not read again). */
 unsigned long crab_context_reads(const struct crab_context *c);

@@ -184,7 +184,7 @@ static int resolve_session(struct crab_store *st, struct ingest_job *j)
 static int find_target(struct crab_store *st, struct ingest_job *j)
 {
 	struct crab_store_channel ch;
-	struct crab_route_in in = {.tenant_id = j->fixed_tenant, .agent_id = j->fixed_agent,
+	struct crab_event_fields in = {.tenant_id = j->fixed_tenant, .agent_id = j->fixed_agent,
 		.actor_id = j->actor_id};
 	int rc = 0;
 
@@ -365,7 +365,7 @@ static int apply_route(struct crab_gateway *gw, const struct crab_ingest_produce
     const struct crab_envelope *env, struct ingest_job *j, struct crab_error *err)
 {
 	json_t *target = json_object_get(env->json, "target");
-	struct crab_route_in in = {
+	struct crab_event_fields in = {
 		.tenant_id = p->trusted ? env->tenant_id : p->tenant_id,
 		.agent_id = p->trusted ? env->agent_id : p->agent_id,
 	};

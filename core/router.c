@@ -95,7 +95,7 @@ static int key_matches(const char *want, const char *have)
 
 /* The first route matching the event (and naming agent, when the agent is fixed). */
 static const struct crab_config_route *match_route(const struct crab_config *cfg,
-    const struct crab_route_in *in, const char *tenant)
+    const struct crab_event_fields *in, const char *tenant)
 {
 	for (size_t i = 0; i < cfg->nroutes; i++) {
 		const struct crab_config_route *rt = &cfg->routes[i];
@@ -130,7 +130,7 @@ char *crab_router_join_key(const char *const *parts, size_t n)
 	return out;
 }
 
-int crab_router_resolve(const struct crab_router *r, const struct crab_route_in *in,
+int crab_router_resolve(const struct crab_router *r, const struct crab_event_fields *in,
     struct crab_route *out, struct crab_error *err)
 {
 	const struct crab_config *cfg = r->cfg;
@@ -154,7 +154,7 @@ int crab_router_resolve(const struct crab_router *r, const struct crab_route_in 
 	out->tenant_id = xstrdup(tenant);
 	out->agent_id = xstrdup(in->agent_id ? in->agent_id : rt ? rt->agent : cfg->default_agent);
 	if (rt != NULL && rt->isolation_key != NULL) {
-		const struct crab_template_vars v = {
+		const struct crab_event_fields v = {
 			.tenant_id = out->tenant_id, .agent_id = out->agent_id,
 			.platform = in->platform, .channel_id = in->channel_id,
 			.actor_id = in->actor_id, .thread_id = in->thread_id,

@@ -9,22 +9,12 @@
 
 #include "config.h"
 #include "errors.h"
+#include "template.h"
 
 struct crab_router;
 
 struct crab_router *crab_router_new(const struct crab_config *cfg);
 void crab_router_free(struct crab_router *r);
-
-/* What routing reads from an event. tenant_id and agent_id are set when the producer
- * fixes them (a lease, a trusted producer); NULL lets the router decide. */
-struct crab_route_in {
-	const char *tenant_id;
-	const char *agent_id;
-	const char *platform;
-	const char *channel_id;
-	const char *actor_id;
-	const char *thread_id;
-};
 
 /* The decision; every string is malloc'd (crab_route_release). */
 struct crab_route {
@@ -35,9 +25,10 @@ struct crab_route {
 	char *memory_key;
 };
 
-/* 0 with out filled; -1 with err set (unknown_identity for an unmapped actor the config
- * refuses). */
-int crab_router_resolve(const struct crab_router *r, const struct crab_route_in *in,
+/* Routes an event: in's tenant_id and agent_id are set when the producer fixes them (a
+ * lease, a trusted producer), NULL lets the router decide. 0 with out filled; -1 with err
+ * set (unknown_identity for an unmapped actor the config refuses). */
+int crab_router_resolve(const struct crab_router *r, const struct crab_event_fields *in,
     struct crab_route *out, struct crab_error *err);
 void crab_route_release(struct crab_route *rt);
 

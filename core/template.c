@@ -19,7 +19,7 @@ static int field_index(const char *name, size_t len)
 	return -1;
 }
 
-static const char *field_value(const struct crab_template_vars *v, int i)
+static const char *field_value(const struct crab_event_fields *v, int i)
 {
 	const char *const values[] = {
 		v->tenant_id, v->agent_id, v->platform, v->channel_id, v->actor_id, v->thread_id,
@@ -102,7 +102,7 @@ static void put_path_safe(struct out *o, const char *v)
 	}
 }
 
-char *crab_template_expand(const char *tpl, const struct crab_template_vars *v,
+char *crab_template_expand(const char *tpl, const struct crab_event_fields *v,
     enum crab_template_mode mode)
 {
 	struct out o = {0};

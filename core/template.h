@@ -6,8 +6,9 @@
 
 #include <stddef.h>
 
-/* The fields a template may name; a NULL value expands to "". */
-struct crab_template_vars {
+/* The fields of an event that routing reads and templates may name; a NULL value
+ * expands to "". */
+struct crab_event_fields {
 	const char *tenant_id;
 	const char *agent_id;
 	const char *platform;
@@ -27,7 +28,7 @@ enum crab_template_mode {
 };
 
 /* Expands a checked template; returns a malloc'd string. */
-char *crab_template_expand(const char *tpl, const struct crab_template_vars *v,
+char *crab_template_expand(const char *tpl, const struct crab_event_fields *v,
     enum crab_template_mode mode);
 
 #endif

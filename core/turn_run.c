@@ -608,7 +608,7 @@ static void add(struct crab_buf *b, const char *s)
 }
 
 /* The session and runtime layer: where the conversation happens and with whom. */
-static char *runtime_addition(json_t *env, const struct crab_template_vars *v,
+static char *runtime_addition(json_t *env, const struct crab_event_fields *v,
     const struct tsession *s)
 {
 	const char *name = str(json_object_get(env, "source"), "actor_name");
@@ -646,7 +646,7 @@ static char *runtime_addition(json_t *env, const struct crab_template_vars *v,
 static char *build_request(struct turn *tr, json_t *env)
 {
 	json_t *target = target_of(tr), *src = json_object_get(env, "source");
-	const struct crab_template_vars v = {
+	const struct crab_event_fields v = {
 		.tenant_id = tr->ev.tenant_id, .agent_id = tr->ev.agent_id,
 		.platform = str(src, "platform") ? str(src, "platform") : str(target, "platform"),
 		.channel_id = str(src, "channel_id") ? str(src, "channel_id") :

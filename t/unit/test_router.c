@@ -33,7 +33,7 @@ static void write_file(const char *rel, const char *text)
 
 static void test_templates(void)
 {
-	const struct crab_template_vars v = {.tenant_id = "family", .agent_id = "assistant",
+	const struct crab_event_fields v = {.tenant_id = "family", .agent_id = "assistant",
 		.platform = "telegram", .channel_id = "-100", .actor_id = "../../etc/passwd"};
 	char err[256];
 	size_t at = 0;
@@ -56,7 +56,7 @@ static void test_templates(void)
 	    "path expansion cannot climb out: '/' is escaped");
 	free(s);
 	{
-		const struct crab_template_vars dots = {.actor_id = ".."}, empty = {.actor_id = ""};
+		const struct crab_event_fields dots = {.actor_id = ".."}, empty = {.actor_id = ""};
 		s = crab_template_expand("a/{actor_id}/b", &dots, CRAB_TEMPLATE_PATH);
 		CHECK_STR(s, "a/%2E%2E/b", "'..' never becomes a path step");
 		free(s);
@@ -143,7 +143,7 @@ static void route(struct crab_router *r, const char *tenant, const char *platfor
     const char *channel, const char *actor, struct crab_route *out, struct crab_error *err,
     int *rc)
 {
-	const struct crab_route_in in = {.tenant_id = tenant, .platform = platform,
+	const struct crab_event_fields in = {.tenant_id = tenant, .platform = platform,
 		.channel_id = channel, .actor_id = actor};
 	*rc = crab_router_resolve(r, &in, out, err);
 }
@@ -205,7 +205,7 @@ static void test_context(struct crab_config *cfg)
 {
 	struct crab_context *c = crab_context_new(cfg);
 	const struct crab_config_agent *a = crab_config_agent_find(cfg, "assistant");
-	const struct crab_template_vars v = {.tenant_id = "family", .agent_id = "assistant",
+	const struct crab_event_fields v = {.tenant_id = "family", .agent_id = "assistant",
 		.platform = "telegram", .channel_id = "-100", .actor_id = "42"};
 	char path[512];
 	char *s;
