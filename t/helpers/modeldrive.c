@@ -8,13 +8,17 @@
  *   -s PATH          load ADAPTER's descriptor from the .so at PATH instead
  *   -t MS            overall limit (default 30000): then cancel, exit 3
  *   -c MS            cancel the request after MS, wait 500 ms more, exit 4
+ *   -f MS            after MS stop the loop with the request still running: the
+ *                    module's fini must free it (exit 6)
  *
  * Prints one JSON object a line on stdout, as the sink is called: {"event":"text",
  * "text"}, {"event":"tool_call","call":{...}}, {"event":"usage","input_tokens",
  * "output_tokens"}, then {"event":"done","stop_reason","elapsed_ms"} (exit 0) or
  * {"event":"error","code","message","retryable","elapsed_ms"} (exit 1). A sink call
  * after done, error or cancel prints {"event":"late",...} and makes the exit 5. The
- * core's log (the module's lines) goes to stderr. Exit 2: usage or setup failure. */
+ * core's log (the module's lines) goes to stderr. Exit 2: usage or setup failure. The
+ * registry is freed before the exit, the module's fini included, so a leak under
+ * AddressSanitizer fails the run. */
 #include <event2/event.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -36,7 +40,7 @@ struct drive {
 	void *ctx, *handle;
 	int64_t t0;
 	int finished, exit_code;
-	struct event *limit, *cancel_ev, *linger;
+	struct event *limit, *cancel_ev, *linger, *quit;
 };
 
 static void emit(json_t *o)
@@ -148,6 +152,18 @@ static void on_cancel(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(d->linger, &half); /* anything the adapter still says now is late */
 }
 
+static void on_quit(evutil_socket_t fd, short what, void *arg)
+{
+	struct drive *d = arg;
+	(void)fd, (void)what;
+	if (d->finished)
+		return;
+	emit(json_pack("{s:s, s:I}", "event", "fini", "elapsed_ms", (json_int_t)elapsed(d)));
+	d->finished = 1;
+	d->exit_code = 6;
+	event_base_loopexit(d->base, NULL);
+}
+
 static char *read_all(FILE *f)
 {
 	size_t len = 0, cap = 4096, n;
@@ -165,7 +181,7 @@ static char *read_all(FILE *f)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: modeldrive [-s PATH] [-t MS] [-c MS] ADAPTER CONFIG_JSON "
+	fprintf(stderr, "usage: modeldrive [-s PATH] [-t MS] [-c MS] [-f MS] ADAPTER CONFIG_JSON "
 	    "[REQUEST_JSON]\n");
 	exit(2);
 }
@@ -178,16 +194,17 @@ int main(int argc, char **argv)
 	struct crab_registry_services svc = {0};
 	const struct crab_module_v1 *desc = NULL;
 	const char *so = NULL, *name;
-	long limit_ms = 30000, cancel_ms = -1;
+	long limit_ms = 30000, cancel_ms = -1, quit_ms = -1;
 	char err[512], *request;
 	json_t *config;
 	int opt, rc;
 
-	while ((opt = getopt(argc, argv, "s:t:c:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:t:c:f:")) != -1) {
 		switch (opt) {
 		case 's': so = optarg; break;
 		case 't': limit_ms = atol(optarg); break;
 		case 'c': cancel_ms = atol(optarg); break;
+		case 'f': quit_ms = atol(optarg); break;
 		default: usage();
 		}
 	}
@@ -230,6 +247,7 @@ int main(int argc, char **argv)
 	d.limit = evtimer_new(d.base, on_limit, &d);
 	d.cancel_ev = evtimer_new(d.base, on_cancel, &d);
 	d.linger = evtimer_new(d.base, on_linger, &d);
+	d.quit = evtimer_new(d.base, on_quit, &d);
 	d.t0 = crab_monotonic_us();
 	if (d.ops->start(d.ctx, request, strlen(request), &sink, &d, &d.handle) != 0) {
 		emit(json_pack("{s:s}", "event", "refused"));
@@ -239,9 +257,12 @@ int main(int argc, char **argv)
 	{
 		struct timeval lim = {limit_ms / 1000, (limit_ms % 1000) * 1000};
 		struct timeval can = {cancel_ms / 1000, (cancel_ms % 1000) * 1000};
+		struct timeval quit = {quit_ms / 1000, (quit_ms % 1000) * 1000};
 		evtimer_add(d.limit, &lim);
 		if (cancel_ms >= 0)
 			evtimer_add(d.cancel_ev, &can);
+		if (quit_ms >= 0)
+			evtimer_add(d.quit, &quit);
 	}
 	event_base_dispatch(d.base);
 done:
@@ -249,6 +270,7 @@ done:
 		event_free(d.limit);
 		event_free(d.cancel_ev);
 		event_free(d.linger);
+		event_free(d.quit);
 	}
 	crab_registry_free(r); /* fini: whatever is still in flight */
 	crab_http_client_free(http);
