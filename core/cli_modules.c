@@ -23,7 +23,8 @@ int crab_cli_modules_main(int argc, char **argv)
 	}
 	printf("%-16s %-10s %-10s %-32s %s\n", "NAME", "VERSION", "STATE", "KINDS", "SOURCE");
 	json_array_foreach(json_object_get(r, "modules"), i, m) {
-		char kinds[128] = "";
+		const char *instance = json_string_value(json_object_get(m, "instance"));
+		char kinds[128] = "", name[160];
 		size_t k;
 		json_t *kind;
 
@@ -32,7 +33,10 @@ int crab_cli_modules_main(int argc, char **argv)
 				strncat(kinds, ",", sizeof(kinds) - strlen(kinds) - 1);
 			strncat(kinds, json_string_value(kind), sizeof(kinds) - strlen(kinds) - 1);
 		}
-		printf("%-16s %-10s %-10s %-32s %s\n", json_string_value(json_object_get(m, "name")),
+		/* a models: entry's instance of an adapter module shows as module:model */
+		snprintf(name, sizeof(name), "%s%s%s", json_string_value(json_object_get(m, "name")),
+		    instance ? ":" : "", instance ? instance : "");
+		printf("%-16s %-10s %-10s %-32s %s\n", name,
 		    json_string_value(json_object_get(m, "version")),
 		    json_string_value(json_object_get(m, "state")), kinds,
 		    json_string_value(json_object_get(m, "source")));

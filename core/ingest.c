@@ -163,7 +163,14 @@ static int resolve_session(struct crab_store *st, struct ingest_job *j)
 			return -1;
 		if (rc == 0)
 			return session_forbidden(j, "the session is not one of this tenant's");
+		if (strcmp(s.status, "open") != 0)
+			return session_forbidden(j, "the session is closed");
 		crab_strlcpy(j->session_id, s.id, sizeof(j->session_id));
+		/* A session keeps the agent it began with, whoever continues it. */
+		if (strcmp(s.agent_id, j->route.agent_id) != 0) {
+			free(j->route.agent_id);
+			j->route.agent_id = xstrdup(s.agent_id);
+		}
 		return 0;
 	case CRAB_SESSION_CURRENT:
 		rc = crab_store_binding_current(st, j->route.tenant_id, j->route.runtime_key,
