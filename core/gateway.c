@@ -8,6 +8,7 @@
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -441,6 +442,9 @@ int crab_gateway_main(int argc, char **argv)
 	gw.started_at_ms = crab_clock_now_ms();
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
+	/* Under load, glibc would give heap back to the kernel on many a free() (madvise and
+	 * a TLB flush each time); the store worker trims once the gateway is idle instead. */
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	{
 		char *dir = crab_config_resolve(gw.cfg, gw.cfg->data_dir);
 		int ok = make_private_dir(dir, err, sizeof(err));

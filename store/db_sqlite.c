@@ -205,7 +205,13 @@ static void *sq_open(const struct crab_store_options *opts, char *err, size_t er
 		/* checkpoints belong to the checkpointer thread, never to a commit */
 		"PRAGMA wal_autocheckpoint = 0;"
 		/* a WAL that once grew large is cut back after the next reset */
-		"PRAGMA journal_size_limit = 33554432;";
+		"PRAGMA journal_size_limit = 33554432;"
+		/* A group commit's transaction holds many jobs, each in a savepoint: keep the
+		 * savepoints' statement journals in memory (a temp file costs a write per page
+		 * first touched in each job) and dirty pages in the cache until the commit
+		 * (spilling them to the WAL early writes some twice). The idle trim frees both. */
+		"PRAGMA cache_spill = OFF;"
+		"PRAGMA temp_store = MEMORY;";
 	struct crab_store_durability dur;
 	struct sq_conn *c;
 	char *msg = NULL;

@@ -176,6 +176,11 @@ static const char *const migrations[] = {
 	" thread_id TEXT,"
 	" updated_at BIGINT NOT NULL,"
 	" PRIMARY KEY (tenant_id, agent_id, actor_id));",
+
+	/* 4: indexes no query uses cost a random page write per event: turns by session
+	 * use turns_session_order, and nothing reads the inbox by session. */
+	"DROP INDEX turns_session;"
+	"DROP INDEX inbox_session;",
 };
 
 static const char create_migrations_sql[] =
