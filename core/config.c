@@ -71,6 +71,7 @@ static const struct field root_fields[] = {
 
 	C(turns.max_concurrent, "max_concurrent", F_INT, R_TURNS, .min = 1, .max = 10000),
 	C(turns.model_timeout_s, "model_timeout_s", F_INT, R_TURNS, .min = 1, .max = 86400),
+	C(turns.queue_max, "queue_max", F_INT, R_TURNS, .min = 16, .max = 1000000),
 };
 
 static const struct table root_table = {NULL, root_fields, CRAB_ARRAY_LEN(root_fields), 0};
@@ -152,6 +153,7 @@ static void set_defaults(struct crab_config *cfg)
 	cfg->router.refuse_unmapped = 1;
 	cfg->turns.max_concurrent = 64;
 	cfg->turns.model_timeout_s = 300;
+	cfg->turns.queue_max = 8192;
 }
 
 /* The gateway's own sections: values that are each well formed but do not fit. */

@@ -114,6 +114,8 @@ struct crab_config {
 	struct {
 		int64_t max_concurrent;  /* turns running at once, across sessions */
 		int64_t model_timeout_s; /* one model call, retries included */
+		int64_t queue_max;       /* accepted events queued in memory; the rest wait in
+					  * the store and are read back when the queue runs dry */
 	} turns;
 
 	char *source_text;      /* the file's bytes as loaded (config_revisions) */

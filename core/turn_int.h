@@ -46,6 +46,11 @@ struct crab_turns {
 	unsigned running, max_running;
 	uint64_t queued, completed, failed;
 	int draining;
+	/* The queue in memory holds at most queue_max events (turns.queue_max). Past that,
+	 * accepted events wait in the store only (overflow), and are read back from it,
+	 * oldest first, whenever the queue in memory has run dry (reloading). */
+	size_t queue_max;
+	int overflow, reloading;
 	struct turn *all;              /* running turns, for shutdown */
 	struct crab_hist overhead_us, model_us;
 };

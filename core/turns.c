@@ -25,6 +25,7 @@ struct crab_turns *crab_turns_new(struct crab_gateway *gw)
 	t->waiters = crab_strmap_new();
 	TAILQ_INIT(&t->ready);
 	t->kick = event_new(gw->base, -1, 0, dispatch, t);
+	t->queue_max = gw->cfg->turns.queue_max > 0 ? (size_t)gw->cfg->turns.queue_max : 8192;
 	t->max_running = gw->cfg->turns.max_concurrent > 0 ?
 	    (unsigned)gw->cfg->turns.max_concurrent : DEFAULT_MAX_RUNNING;
 	return t;
@@ -77,10 +78,16 @@ static void queue_event(struct crab_turns *t, const char *session_id, const char
 void crab_turns_accepted(struct crab_turns *t, const char *session_id, const char *event_id,
     int64_t arrived_us)
 {
+	if (!t->overflow && t->queued >= t->queue_max)
+		t->overflow = 1; /* a backlog: it stays in the store until the queue runs dry */
+	if (t->overflow)
+		return;
 	queue_event(t, session_id, event_id, crab_monotonic_us() - arrived_us);
 }
 
 /* Starts turns while there are slots and ready sessions. */
+static void reload(struct crab_turns *t);
+
 static void dispatch(evutil_socket_t fd, short what, void *arg)
 {
 	struct crab_turns *t = arg;
@@ -88,6 +95,8 @@ static void dispatch(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (t->overflow && !t->reloading && t->queued == 0 && !t->draining)
+		reload(t);
 	while (!t->draining && t->running < t->max_running &&
 	       (s = TAILQ_FIRST(&t->ready)) != NULL) {
 		struct pending *p = s->head;
@@ -158,63 +167,90 @@ unsigned crab_turns_running(const struct crab_turns *t)
 	return t->running;
 }
 
-/* ---- recovery ---- */
+/* ---- reading pending events back from the store: at start, and after an overflow ---- */
 
-struct recover_job {
+struct reload_job {
 	struct crab_store_job job;
 	struct crab_turns *t;
-	size_t n, cap;
+	size_t n;
 	struct {
 		char event_id[CRAB_ID_MAX];
 		char session_id[CRAB_ID_MAX];
-	} *events;
+	} *events; /* queue_max of them */
 };
 
-static int recover_row(void *arg, const char *event_id, const char *session_id)
+static int reload_row(void *arg, const char *event_id, const char *session_id)
 {
-	struct recover_job *j = arg;
+	struct reload_job *j = arg;
 
-	if (j->n == j->cap) {
-		j->cap = j->cap ? j->cap * 2 : 64;
-		j->events = xrealloc(j->events, j->cap * sizeof(*j->events));
-	}
 	crab_strlcpy(j->events[j->n].event_id, event_id, CRAB_ID_MAX);
 	crab_strlcpy(j->events[j->n].session_id, session_id, CRAB_ID_MAX);
 	j->n++;
 	return 0;
 }
 
-static int recover_run(struct crab_store *st, struct crab_store_job *job)
+static int reload_run(struct crab_store *st, struct crab_store_job *job)
 {
-	struct recover_job *j = (struct recover_job *)job;
+	struct reload_job *j = (struct reload_job *)job;
+
 	j->n = 0;
-	return crab_store_inbox_pending(st, recover_row, j);
+	return crab_store_inbox_pending(st, (int64_t)j->t->queue_max, reload_row, j);
 }
 
-static void recover_done(struct crab_store_job *job, enum crab_job_status status)
+/* A running turn's event is still pending in the store until its turn is stored. */
+static int is_running(struct crab_turns *t, const char *session_id, const char *event_id)
 {
-	struct recover_job *j = (struct recover_job *)job;
+	struct tsession *s = crab_strmap_get(t->sessions, session_id);
 
+	for (struct turn *tr = s ? s->running : NULL; tr != NULL; tr = tr->next) {
+		if (tr->p != NULL && strcmp(tr->p->event_id, event_id) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void reload_done(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct reload_job *j = (struct reload_job *)job;
+	struct crab_turns *t = j->t;
+
+	t->reloading = 0;
 	if (status != CRAB_JOB_OK) {
-		log_warnx("turns: could not read the pending events; they run after a restart");
+		log_warnx("turns: could not read the pending events; trying again");
 	} else {
+		/* Fewer than asked for: the store holds no more than this. The events accepted
+		 * after the read (their jobs come later) queue in memory again. */
+		if (j->n < t->queue_max)
+			t->overflow = 0;
 		if (j->n > 0)
-			log_info("turns: %zu accepted events waiting for their turn", j->n);
-		for (size_t i = 0; i < j->n; i++)
-			queue_event(j->t, j->events[i].session_id, j->events[i].event_id, -1);
+			log_info("turns: %zu accepted events read back from the store%s", j->n,
+			    t->overflow ? ", more wait there" : "");
+		for (size_t i = 0; i < j->n; i++) {
+			if (!is_running(t, j->events[i].session_id, j->events[i].event_id))
+				queue_event(t, j->events[i].session_id, j->events[i].event_id, -1);
+		}
 	}
 	free(j->events);
 	free(j);
+	kick(t);
+}
+
+static void reload(struct crab_turns *t)
+{
+	struct reload_job *j = xcalloc(1, sizeof(*j));
+
+	t->reloading = 1;
+	j->t = t;
+	j->events = xcalloc(t->queue_max, sizeof(*j->events));
+	j->job.run = reload_run;
+	j->job.done = reload_done;
+	crab_storeq_submit(t->gw->storeq, &j->job);
 }
 
 void crab_turns_recover(struct crab_turns *t)
 {
-	struct recover_job *j = xcalloc(1, sizeof(*j));
-
-	j->t = t;
-	j->job.run = recover_run;
-	j->job.done = recover_done;
-	crab_storeq_submit(t->gw->storeq, &j->job);
+	t->overflow = 1; /* what waits in the store is read like a backlog */
+	kick(t);
 }
 
 /* ---- waiters ---- */
@@ -369,9 +405,9 @@ static json_t *hist_json(const struct crab_hist *h)
 
 json_t *crab_turns_status(const struct crab_turns *t)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I}", "running",
+	return json_pack("{s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:o, s:o, s:I}", "running",
 	    (json_int_t)t->running, "max_running", (json_int_t)t->max_running, "queued",
-	    (json_int_t)t->queued, "sessions_with_work", (json_int_t)crab_strmap_count(t->sessions),
+	    (json_int_t)t->queued, "backlog_in_store", t->overflow, "sessions_with_work", (json_int_t)crab_strmap_count(t->sessions),
 	    "completed", (json_int_t)t->completed, "failed", (json_int_t)t->failed, "overhead_us",
 	    hist_json(&t->overhead_us), "model_us", hist_json(&t->model_us), "context_file_reads",
 	    (json_int_t)crab_context_reads(t->context));

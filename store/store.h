@@ -181,8 +181,9 @@ void crab_store_inbox_row_free(struct crab_store_inbox_row *r);
 /* 1 found, 0 not found, -1 error. */
 int crab_store_inbox_get(struct crab_store *st, const char *event_id,
     struct crab_store_inbox_row *out);
-/* Every pending event in acceptance order: cb(arg, event_id, session_id); non-zero stops. */
-int crab_store_inbox_pending(struct crab_store *st,
+/* The first limit pending events in acceptance order: cb(arg, event_id, session_id);
+ * non-zero stops. */
+int crab_store_inbox_pending(struct crab_store *st, int64_t limit,
     int (*cb)(void *arg, const char *event_id, const char *session_id), void *arg);
 int crab_store_inbox_done(struct crab_store *st, const char *event_id);
 

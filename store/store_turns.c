@@ -67,15 +67,16 @@ static int pending_row(void *ud, int ncol, const char *const *v)
 	return w->cb(w->arg, v[0] ? v[0] : "", v[1] ? v[1] : "");
 }
 
-int crab_store_inbox_pending(struct crab_store *st,
+int crab_store_inbox_pending(struct crab_store *st, int64_t limit,
     int (*cb)(void *arg, const char *event_id, const char *session_id), void *arg)
 {
 	/* The partial index inbox_pending holds exactly these rows, in id order. */
 	static const char sql[] =
-		"SELECT id, session_id FROM inbox WHERE state = 'pending' ORDER BY id";
+		"SELECT id, session_id FROM inbox WHERE state = 'pending' ORDER BY id LIMIT $1";
+	const struct crab_db_param p[] = {CRAB_DB_I(limit)};
 	struct pending_walk w = {cb, arg};
 
-	return exec(st, "inbox_pending", sql, 0, NULL, pending_row, &w, NULL);
+	return exec(st, "inbox_pending", sql, 1, p, pending_row, &w, NULL);
 }
 
 int crab_store_inbox_done(struct crab_store *st, const char *event_id)

@@ -70,7 +70,7 @@ test_expect_success 'the gateway restarts on the same store and finishes every t
 	start_gateway crash &&
 	wait_no_pending crash 120 &&
 	"$CRAB" admin status | jq -c .turns &&
-	grep "accepted events waiting for their turn" "$GW_LOG"
+	grep "accepted events read back from the store" "$GW_LOG"
 '
 
 test_expect_success 'every accepted event has exactly one turn.completed, none failed' '

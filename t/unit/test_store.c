@@ -486,7 +486,7 @@ static void test_turns(struct crab_store *st, int64_t now)
 		snprintf(ev[i], sizeof(ev[i]), "evt_turns_%d", i);
 		insert_event(st, ev[i], s.id, now);
 	}
-	CHECK(crab_store_inbox_pending(st, pending_row, pending) == 0,
+	CHECK(crab_store_inbox_pending(st, 1000, pending_row, pending) == 0,
 	    name("pending events are listed"));
 	CHECK_STR(pending, "012", name("pending events come in acceptance order"));
 	CHECK(crab_store_inbox_get(st, ev[1], &row) == 1 && strcmp(row.state, "pending") == 0 &&
@@ -497,8 +497,11 @@ static void test_turns(struct crab_store *st, int64_t now)
 		strcmp(row.state, "done") == 0, name("an event marked done"));
 	crab_store_inbox_row_free(&row);
 	pending[0] = '\0';
-	crab_store_inbox_pending(st, pending_row, pending);
+	crab_store_inbox_pending(st, 1000, pending_row, pending);
 	CHECK_STR(pending, "12", name("a done event is no longer pending"));
+	pending[0] = '\0';
+	crab_store_inbox_pending(st, 1, pending_row, pending);
+	CHECK(strlen(pending) <= 1, name("pending events are read at most limit at a time"));
 
 	CHECK(crab_store_session_seq(st, s.id, 1, &first) == 0 && first == 1,
 	    name("a session's first seq is 1"));
