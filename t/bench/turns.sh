@@ -7,6 +7,7 @@
 #   - the gateway's own time per turn, from the executor's histogram (admin status):
 #     arrival to acceptance stored, plus turn start to message.outbound stored, minus the
 #     model call (a wait for a free turn slot is not counted), p50 and p99;
+#   - the same for 100 turns one at a time before the load (no queue: the path itself);
 #   - gateway CPU per turn (all threads), and the model call as the gateway saw it;
 #   - RssAnon with 10,000 sessions stored (a second load: 10,000 actors, one turn each).
 # Prints, never asserts. TURNS (default 50000) sets the size of the first load.
@@ -19,6 +20,7 @@ TURNS=${TURNS:-50000}
 SESSIONS=256
 STORED_SESSIONS=10000
 CONNS=64
+SOLO=100
 
 for tool in node jq sqlite3 ss; do
 	command -v "$tool" >/dev/null || { echo "bench: '$tool' is needed"; exit 1; }
@@ -90,12 +92,22 @@ start_gateway
 TOKEN=$("$CRAB" admin lease.create '{"tenant_id":"*","scopes":["produce"],"ttl_s":86400}' |
 	jq -er .token) || fail "cannot create a lease"
 
+# Unloaded: one turn at a time (the operator's event.send waits for each), so the figures
+# are the gateway's own path with no queue: three commits and the work around them.
+for i in $(seq 1 "$SOLO"); do
+	"$CRAB" admin event.send "{\"wait\":true,\"event\":{\"type\":\"channel.message.received\",
+		\"text\":\"one at a time $i\",\"source\":{\"platform\":\"postload\",
+		\"channel_id\":\"load\",\"actor_id\":\"solo\"}}}" >/dev/null ||
+		fail "event.send failed"
+done
+"$CRAB" admin status >"$WORK/status-solo.json" || fail "status failed"
+
 CPU0_GW=$(proc_ticks "$GW_PID")
 T0=$(now_ms)
 "$HELPERS/postload" -u "$URL" -t "$TOKEN" -c "$CONNS" -n "$TURNS" -a "$SESSIONS" -p "t$$" \
 	2>"$WORK/postload.out" || fail "postload failed: $(cat "$WORK/postload.out")"
 T_POSTED=$(now_ms)
-wait_turns "$TURNS"
+wait_turns $((TURNS + SOLO))
 T1=$(now_ms)
 CPU1_GW=$(proc_ticks "$GW_PID")
 "$CRAB" admin status >"$WORK/status.json" || fail "status failed"
@@ -104,17 +116,19 @@ LOAD_ANON=$(mem_kb "$GW_PID" RssAnon)
 # 10,000 sessions stored: one turn each from as many actors.
 "$HELPERS/postload" -u "$URL" -t "$TOKEN" -c "$CONNS" -n "$STORED_SESSIONS" \
 	-a "$STORED_SESSIONS" -p "s$$" 2>>"$WORK/postload.out" || fail "postload failed"
-wait_turns $((TURNS + STORED_SESSIONS))
+wait_turns $((TURNS + SOLO + STORED_SESSIONS))
 sleep 2
 SESSIONS_STORED=$(sqlite3 "$WORK/data/crab.db" "SELECT count(*) FROM sessions")
 IDLE_ANON=$(mem_kb "$GW_PID" RssAnon)
 IDLE_RSS=$(mem_kb "$GW_PID" VmRSS)
 stop_gateway
 
-COMPLETED=$(jq -r .turns.completed "$WORK/status.json")
+COMPLETED=$(($(jq -r .turns.completed "$WORK/status.json") - SOLO))
 FAILED=$(jq -r .turns.failed "$WORK/status.json")
 RATE=$(awk -v n="$COMPLETED" -v ms=$((T1 - T0)) 'BEGIN { printf "%.0f", n / (ms / 1000) }')
 POST_RATE=$(awk -v n="$TURNS" -v ms=$((T_POSTED - T0)) 'BEGIN { printf "%.0f", n / (ms / 1000) }')
+SOLO50=$(jq -r .turns.overhead_us.p50 "$WORK/status-solo.json")
+SOLO99=$(jq -r .turns.overhead_us.p99 "$WORK/status-solo.json")
 P50=$(jq -r .turns.overhead_us.p50 "$WORK/status.json")
 P99=$(jq -r .turns.overhead_us.p99 "$WORK/status.json")
 MODEL50=$(jq -r .turns.model_us.p50 "$WORK/status.json")
@@ -130,6 +144,8 @@ printf '%-40s %8s us       (target < 300 us: %s)\n' "gateway time per turn, p50:
 	"$(verdict "$((P50 < 300))")"
 printf '%-40s %8s us       (target < 5000 us: %s)\n' "gateway time per turn, p99:" "$P99" \
 	"$(verdict "$((P99 < 5000))")"
+printf '%-40s %8s us       (p99 %s us; %s turns one at a time, before the load)\n' \
+	"gateway time per turn unloaded, p50:" "$SOLO50" "$SOLO99" "$SOLO"
 printf '%-40s %8s us\n' "gateway CPU per turn (all threads):" "$CPU_US"
 printf '%-40s %8s us       (p99 %s us)\n' "model call as the gateway saw it, p50:" "$MODEL50" \
 	"$MODEL99"
