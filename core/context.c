@@ -12,7 +12,8 @@
 #include "strmap.h"
 #include "util.h"
 
-#define CACHE_MAX 4096 /* files kept; past it the cache starts over */
+#define CACHE_MAX 4096              /* files kept; past either limit the cache starts over */
+#define CACHE_BYTES_MAX (8 << 20)    /* bytes of text kept */
 
 struct cached_file {
 	dev_t dev;
@@ -25,6 +26,7 @@ struct cached_file {
 struct crab_context {
 	const struct crab_config *cfg;
 	struct crab_strmap *files; /* resolved path -> struct cached_file */
+	size_t bytes;              /* text held by files */
 	unsigned long reads;
 };
 
@@ -89,6 +91,13 @@ static char *read_file(const char *path, off_t size)
 	return text;
 }
 
+static void forget(struct crab_context *c, const char *path, struct cached_file *f)
+{
+	if (f->text != NULL)
+		c->bytes -= strlen(f->text);
+	cached_free(crab_strmap_del(c->files, path));
+}
+
 /* The text of path, from the cache while the file is unchanged; NULL when missing. */
 static const char *file_text(struct crab_context *c, const char *path)
 {
@@ -97,28 +106,33 @@ static const char *file_text(struct crab_context *c, const char *path)
 
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
 		if (f != NULL)
-			cached_free(crab_strmap_del(c->files, path));
+			forget(c, path, f);
 		return NULL;
 	}
 	if (f != NULL && same_file(f, &st))
 		return f->text;
 	if (f == NULL) {
-		if (crab_strmap_count(c->files) >= CACHE_MAX) {
+		if (crab_strmap_count(c->files) >= CACHE_MAX || c->bytes >= CACHE_BYTES_MAX) {
 			crab_strmap_free(c->files, cached_free);
 			c->files = crab_strmap_new();
+			c->bytes = 0;
 		}
 		f = xcalloc(1, sizeof(*f));
 		crab_strmap_put(c->files, path, f);
 	}
+	if (f->text != NULL)
+		c->bytes -= strlen(f->text);
 	free(f->text);
 	f->text = read_file(path, st.st_size);
+	if (f->text != NULL)
+		c->bytes += strlen(f->text);
 	c->reads++;
 	f->dev = st.st_dev;
 	f->ino = st.st_ino;
 	f->size = st.st_size;
 	f->mtime = st.st_mtim;
 	if (f->text == NULL) {
-		cached_free(crab_strmap_del(c->files, path));
+		forget(c, path, f);
 		return NULL;
 	}
 	return f->text;
