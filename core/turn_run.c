@@ -1,10 +1,11 @@
 /* turn_run.c: one turn, start to end (turns.h): a begin job stores `turn.started` (or
  * finds the running turn a crash cut, to resume it under the same id) and reads the
- * session and its history; the loop composes the context and calls the model adapter;
- * a finish job stores the payloads, the outbox rows and the event as done, in one
- * transaction. */
+ * session's history; the loop composes the context and calls the model adapter; a
+ * finish job stores the payloads, the outbox rows and the event as done, in one
+ * transaction, and starts the session's next turn in it when one waits. */
 #include "turn_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
