@@ -31,7 +31,7 @@ static void turn_free(struct turn *tr)
 	if (tr->next_all != NULL)
 		tr->next_all->prev_all = tr->prev_all;
 	crab_store_inbox_row_free(&tr->ev);
-	json_decref(tr->history);
+	free(tr->history);
 	json_decref(tr->input);
 	json_decref(tr->tool_calls);
 	crab_buf_free(&tr->text);
@@ -78,50 +78,56 @@ static void retry_later(struct turn *tr, event_callback_fn fn)
 
 /* ---- begin: worker side ---- */
 
+/* History travels as stored text, never parsed: the stored input (a message object) and
+ * output (an array of message objects) of each earlier turn are spliced into the
+ * request's messages array. */
 struct history_acc {
-	json_t *newest_first;
+	char **parts; /* newest turn first: input, then output's messages without [ ] */
+	size_t n, cap;
 	int64_t budget;
 };
 
 static int history_row(void *arg, const char *input, const char *output)
 {
 	struct history_acc *h = arg;
-	json_t *in, *out;
-	int64_t size = (int64_t)(strlen(input) + strlen(output));
+	size_t in_len = strlen(input), out_len = strlen(output);
 
-	if (size > h->budget)
+	if ((int64_t)(in_len + out_len) > h->budget)
 		return 1; /* the budget is spent: older turns stay in the store only */
-	h->budget -= size;
-	in = json_loads(input, 0, NULL);
-	out = json_loads(output, 0, NULL);
-	if (json_is_array(out)) { /* appended newest first, reversed later */
-		for (size_t i = json_array_size(out); i > 0; i--)
-			json_array_append(h->newest_first, json_array_get(out, i - 1));
+	if (in_len < 2 || input[0] != '{' || out_len < 2 || output[0] != '[' ||
+	    output[out_len - 1] != ']')
+		return 0; /* not a turn this code stored: left out */
+	h->budget -= (int64_t)(in_len + out_len);
+	if (h->n + 2 > h->cap) {
+		h->cap = h->cap ? h->cap * 2 : 16;
+		h->parts = xrealloc(h->parts, h->cap * sizeof(*h->parts));
 	}
-	if (json_is_object(in))
-		json_array_append(h->newest_first, in);
-	json_decref(in);
-	json_decref(out);
+	h->parts[h->n++] = xstrndup(output + 1, out_len - 2);
+	h->parts[h->n++] = xstrdup(input);
 	return 0;
 }
 
 static int load_history(struct crab_store *st, struct turn *tr)
 {
-	struct history_acc h = {json_array(), tr->agent->history_max_bytes};
-	size_t n;
+	struct history_acc h = {.budget = tr->agent->history_max_bytes};
+	struct crab_buf b = {0};
+	int rc = 0;
 
-	tr->history = json_array();
-	if (tr->agent->history_max_turns > 0 &&
-	    crab_store_history(st, tr->ev.session_id, tr->turn_id, tr->agent->history_max_turns,
-		history_row, &h) != 0) {
-		json_decref(h.newest_first);
-		return -1;
+	if (tr->agent->history_max_turns > 0)
+		rc = crab_store_history(st, tr->ev.session_id, tr->turn_id,
+		    tr->agent->history_max_turns, history_row, &h);
+	for (size_t i = h.n; i > 0; i--) { /* oldest first */
+		const char *part = h.parts[i - 1];
+		if (part[0] != '\0') {
+			if (b.len > 0)
+				crab_buf_add(&b, ",", 1);
+			crab_buf_add(&b, part, strlen(part));
+		}
+		free(h.parts[i - 1]);
 	}
-	n = json_array_size(h.newest_first);
-	for (size_t i = n; i > 0; i--)
-		json_array_append(tr->history, json_array_get(h.newest_first, i - 1));
-	json_decref(h.newest_first);
-	return 0;
+	free(h.parts);
+	tr->history = crab_buf_take(&b);
+	return rc;
 }
 
 static int write_started(struct crab_store *st, struct turn *tr)
@@ -158,7 +164,7 @@ static int begin_work(struct crab_store *st, struct turn *tr)
 
 	tr->skip = 0;
 	crab_store_inbox_row_free(&tr->ev);
-	json_decref(tr->history);
+	free(tr->history);
 	tr->history = NULL;
 	rc = crab_store_inbox_get(st, tr->p->event_id, &tr->ev);
 	if (rc <= 0 || strcmp(tr->ev.state, "pending") != 0) {
@@ -657,20 +663,31 @@ static char *build_request(struct turn *tr, json_t *env)
 	};
 	char *addition = runtime_addition(env, &v, tr->s);
 	char *system = crab_context_compose(tr->t->context, tr->agent, &v, addition);
-	json_t *messages = json_copy(tr->history), *req;
-	char *text;
+	struct crab_buf b = {0};
+	json_t *req;
+	char *rest, *input;
 
 	tr->input = input_message(env);
-	json_array_append(messages, tr->input);
-	req = json_pack("{s:s, s:s, s:o, s:I, s:b}", "model",
-	    tr->model->model ? tr->model->model : tr->model->id, "system", system, "messages",
-	    messages, "max_tokens", (json_int_t)tr->agent->max_tokens, "stream", 1);
-	text = json_dumps(req, JSON_COMPACT);
+	input = json_dumps(tr->input, JSON_COMPACT);
+	req = json_pack("{s:s, s:s, s:I, s:b}", "model",
+	    tr->model->model ? tr->model->model : tr->model->id, "system", system, "max_tokens",
+	    (json_int_t)tr->agent->max_tokens, "stream", 1);
+	rest = json_dumps(req, JSON_COMPACT); /* "{...}": its members follow the messages */
+	crab_buf_add(&b, "{\"messages\":[", 13);
+	if (tr->history != NULL && tr->history[0] != '\0') {
+		crab_buf_add(&b, tr->history, strlen(tr->history));
+		crab_buf_add(&b, ",", 1);
+	}
+	crab_buf_add(&b, input, strlen(input));
+	crab_buf_add(&b, "],", 2);
+	crab_buf_add(&b, rest + 1, strlen(rest + 1));
 	json_decref(req);
 	json_decref(target);
+	free(rest);
+	free(input);
 	free(system);
 	free(addition);
-	return text;
+	return crab_buf_take(&b);
 }
 
 static void call_model(struct turn *tr)
