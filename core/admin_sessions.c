@@ -183,9 +183,11 @@ static int show_run(struct crab_store *st, struct crab_store_job *job)
 static const char *require(struct admin_call *call, json_t *args, const char *key)
 {
 	const char *v = arg_str(args, key);
-	if (v == NULL || v[0] == '\0' || strlen(v) >= CRAB_STORE_ID_MAX)
-		crab_admin_reply_error(call, "invalid_args", "%s (an id) is required", key);
-	return v != NULL && v[0] != '\0' && strlen(v) < CRAB_STORE_ID_MAX ? v : NULL;
+
+	if (v != NULL && v[0] != '\0' && strlen(v) < CRAB_STORE_ID_MAX)
+		return v;
+	crab_admin_reply_error(call, "invalid_args", "%s (an id) is required", key);
+	return NULL;
 }
 
 void crab_admin_op_sessions_show(struct admin_call *call, json_t *args)

@@ -66,15 +66,6 @@ static void ingest_job_free(struct ingest_job *j)
 	free(j);
 }
 
-static char *channel_json(const char *platform, const char *channel_id, const char *thread_id)
-{
-	json_t *o = json_pack("{s:s, s:s, s:s?}", "platform", platform, "channel_id", channel_id,
-	    "thread_id", thread_id);
-	char *s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return s;
-}
-
 /* ---- worker side ---- */
 
 static int session_create(struct crab_store *st, struct ingest_job *j)
@@ -207,7 +198,7 @@ static int find_target(struct crab_store *st, struct ingest_job *j)
 		j->platform = xstrdup(ch.platform);
 		j->channel_id = xstrdup(ch.channel_id);
 		j->thread_id = ch.thread_id[0] ? xstrdup(ch.thread_id) : NULL;
-		j->target = channel_json(ch.platform, ch.channel_id, j->thread_id);
+		j->target = crab_store_channel_json(ch.platform, ch.channel_id, j->thread_id);
 	} else {
 		/* nowhere to answer: the turn runs and is stored, nothing goes out */
 		j->platform = xstrdup("");
@@ -405,7 +396,7 @@ static int apply_route(struct crab_gateway *gw, const struct crab_ingest_produce
 		j->fixed_agent = xstrdup(in.agent_id);
 		return 0;
 	}
-	j->target = channel_json(j->platform, j->channel_id, j->thread_id);
+	j->target = crab_store_channel_json(j->platform, j->channel_id, j->thread_id);
 	if (j->actor_id == NULL)
 		j->actor_id = xstrdup("");
 	in.platform = j->platform;

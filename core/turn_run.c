@@ -694,8 +694,7 @@ static void call_model(struct turn *tr)
 {
 	struct crab_gateway *gw = tr->t->gw;
 	json_t *env = json_loads(tr->ev.envelope, 0, NULL);
-	struct timeval limit = {gw->cfg->turns.model_timeout_s > 0 ? gw->cfg->turns.model_timeout_s :
-									 300, 0};
+	struct timeval limit = {gw->cfg->turns.model_timeout_s, 0};
 	int rc;
 
 	tr->finish_ev = event_new(gw->base, -1, 0, finish_cb, tr);

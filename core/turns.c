@@ -11,8 +11,6 @@
 #include "clock.h"
 #include "log.h"
 
-#define DEFAULT_MAX_RUNNING 64
-
 static void dispatch(evutil_socket_t fd, short what, void *arg);
 
 struct crab_turns *crab_turns_new(struct crab_gateway *gw)
@@ -25,9 +23,8 @@ struct crab_turns *crab_turns_new(struct crab_gateway *gw)
 	t->waiters = crab_strmap_new();
 	TAILQ_INIT(&t->ready);
 	t->kick = event_new(gw->base, -1, 0, dispatch, t);
-	t->queue_max = gw->cfg->turns.queue_max > 0 ? (size_t)gw->cfg->turns.queue_max : 8192;
-	t->max_running = gw->cfg->turns.max_concurrent > 0 ?
-	    (unsigned)gw->cfg->turns.max_concurrent : DEFAULT_MAX_RUNNING;
+	t->queue_max = (size_t)gw->cfg->turns.queue_max; /* the config's range and default */
+	t->max_running = (unsigned)gw->cfg->turns.max_concurrent;
 	return t;
 }
 
@@ -99,15 +96,8 @@ static void dispatch(evutil_socket_t fd, short what, void *arg)
 		reload(t);
 	while (!t->draining && t->running < t->max_running &&
 	       (s = TAILQ_FIRST(&t->ready)) != NULL) {
-		struct pending *p = s->head;
+		struct pending *p = crab_turns_next(t, s);
 
-		TAILQ_REMOVE(&t->ready, s, link);
-		s->ready = 0;
-		s->head = p->next;
-		if (s->head == NULL)
-			s->tail = NULL;
-		p->next = NULL;
-		t->queued--;
 		t->running++;
 		s->running = crab_turn_start(t, s, p);
 	}
@@ -140,7 +130,7 @@ struct pending *crab_turns_next(struct crab_turns *t, struct tsession *s)
 	if (s->head == NULL)
 		s->tail = NULL;
 	p->next = NULL;
-	if (s->ready) { /* it was waiting for a slot: it has one now */
+	if (s->ready) { /* it waited for a slot: it has one now (dispatch, or a chained start) */
 		TAILQ_REMOVE(&t->ready, s, link);
 		s->ready = 0;
 	}

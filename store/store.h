@@ -152,6 +152,10 @@ struct crab_store_channel {
 	char channel_id[CRAB_STORE_NAME_MAX];
 	char thread_id[CRAB_STORE_NAME_MAX]; /* "" when none */
 };
+/* A channel as JSON text (malloc'd): {"channel_id","platform","thread_id"}, thread_id
+ * null when NULL or "". The one format of inbox targets and last active channels. */
+char *crab_store_channel_json(const char *platform, const char *channel_id,
+    const char *thread_id);
 /* Records that a message arrived on ch in session_id: all three levels. */
 int crab_store_last_active_set(struct crab_store *st, const char *tenant_id,
     const char *agent_id, const char *actor_id, const char *session_id,

@@ -131,12 +131,13 @@ int crab_store_session_seq(struct crab_store *st, const char *session_id, int n,
 	return 0;
 }
 
-/* {"platform","channel_id","thread_id"} as stored in sessions.last_active_channel: the
- * same text for the same channel, so that an unchanged channel writes nothing. */
-static char *channel_json(const struct crab_store_channel *ch)
+/* Sorted keys: one channel is always the same text, so that recording an unchanged
+ * channel writes nothing. */
+char *crab_store_channel_json(const char *platform, const char *channel_id,
+    const char *thread_id)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s?}", "platform", ch->platform, "channel_id",
-	    ch->channel_id, "thread_id", ch->thread_id[0] ? ch->thread_id : NULL);
+	json_t *o = json_pack("{s:s, s:s, s:s?}", "platform", platform, "channel_id", channel_id,
+	    "thread_id", thread_id != NULL && thread_id[0] != '\0' ? thread_id : NULL);
 	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 
 	json_decref(o);
@@ -184,7 +185,7 @@ int crab_store_last_active_set(struct crab_store *st, const char *tenant_id,
 	const struct crab_db_param tenant_p[] = {CRAB_DB_T(tenant_id), CRAB_DB_T(agent_id),
 		CRAB_DB_T(""), CRAB_DB_T(ch->platform), CRAB_DB_T(ch->channel_id),
 		CRAB_DB_T(thread), CRAB_DB_I(now_ms)};
-	char *json = channel_json(ch);
+	char *json = crab_store_channel_json(ch->platform, ch->channel_id, ch->thread_id);
 	const struct crab_db_param session_p[] = {CRAB_DB_T(session_id), CRAB_DB_T(json)};
 	int rc = 0;
 
