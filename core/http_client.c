@@ -574,7 +574,9 @@ struct crab_http_client *crab_http_client_new(struct event_base *base)
 	if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_fn) != CURLM_OK ||
 	    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
 	    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_fn) != CURLM_OK ||
-	    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK) {
+	    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK ||
+	    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)CRAB_HTTP_CLIENT_MAX_IDLE_CONNS) !=
+		CURLM_OK) {
 		log_warnx("http client: curl_multi_setopt failed");
 		goto fail;
 	}

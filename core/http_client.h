@@ -45,6 +45,9 @@
 #define CRAB_HTTP_CLIENT_DEFAULT_MAX_RESPONSE (8u << 20)
 /* A request beyond these cannot start (crab_http_client_start returns NULL). */
 #define CRAB_HTTP_CLIENT_MAX_CALLS 1024             /* calls in flight per client */
+/* Idle connections kept for reuse. curl's default, 4 per call in flight, shrinks as a
+ * burst ends, and under load every fifth call paid for a new connection. */
+#define CRAB_HTTP_CLIENT_MAX_IDLE_CONNS 512
 #define CRAB_HTTP_CLIENT_MAX_URL 65536              /* bytes */
 #define CRAB_HTTP_CLIENT_MAX_REQUEST_HEADERS 64     /* lines */
 #define CRAB_HTTP_CLIENT_MAX_REQUEST_HEADER 8192    /* bytes per line */
