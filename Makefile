@@ -110,6 +110,10 @@ HELPERS := \
 CORE_HELPERS := \
 	t/helpers/modeldrive
 
+# make bench's zero-latency model: libevent's evhttp and jansson, nothing of the core.
+BENCH_HELPERS := \
+	t/helpers/fastmodel
+
 REL_OBJ  := $(LIB_SRC:%.c=build/release/%.o)
 TEST_OBJ := $(LIB_SRC:%.c=build/test/%.o)
 
@@ -187,7 +191,12 @@ test: build/test/crab $(UNIT_TESTS:%=build/test/%) $(HELPERS:%=build/release/%) 
 test-static: crab-static $(HELPERS:%=build/release/%) $(CORE_HELPERS:%=build/test/%) $(MODULES_SO)
 	@CRAB=$(CURDIR)/crab-static t/run.sh --integration-only
 
-bench: crab $(HELPERS:%=build/release/%)
+build/release/t/helpers/fastmodel: t/helpers/fastmodel.c Makefile
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(RELEASE_CFLAGS) -o $@ $< $(shell pkg-config --libs libevent jansson)
+
+bench: crab $(HELPERS:%=build/release/%) $(BENCH_HELPERS:%=build/release/%)
 	@t/bench/run.sh
 	@t/bench/turns.sh
 

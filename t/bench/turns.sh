@@ -25,12 +25,11 @@ SOLO=100
 for tool in node jq sqlite3 ss; do
 	command -v "$tool" >/dev/null || { echo "bench: '$tool' is needed"; exit 1; }
 done
-[ -x "$CRAB" ] && [ -x "$HELPERS/postload" ] || { echo "bench: run it as 'make bench'"; exit 1; }
+[ -x "$CRAB" ] && [ -x "$HELPERS/postload" ] && [ -x "$HELPERS/fastmodel" ] || { echo "bench: run it as 'make bench'"; exit 1; }
 
 . "$ROOT/t/bench/lib.sh"
 
-node "$ROOT/t/fakes/openai-fake.js" --no-record --port-file "$WORK/fake.port" \
-	>"$WORK/fake.log" 2>&1 &
+"$HELPERS/fastmodel" --port-file "$WORK/fake.port" >"$WORK/fake.log" 2>&1 &
 FAKE_PID=$!
 for _ in $(seq 1 100); do
 	[ -s "$WORK/fake.port" ] && break
