@@ -98,6 +98,7 @@ UNIT_TESTS := \
 	t/unit/test_http \
 	t/unit/test_http_client \
 	t/unit/test_store \
+	t/unit/test_storeq \
 	t/unit/test_abi \
 	t/unit/test_openai_sse \
 	t/unit/test_router

@@ -154,6 +154,7 @@ static void status_done(struct crab_store_job *job, enum crab_job_status status)
 	struct status_job *j = (struct status_job *)job;
 	struct crab_gateway *gw = j->call->gw;
 	const struct crab_gateway_counters *k = &gw->counters;
+	struct crab_storeq_stats qs;
 	json_t *r, *counts;
 
 	if (status != CRAB_JOB_OK) {
@@ -166,10 +167,12 @@ static void status_done(struct crab_store_job *job, enum crab_job_status status)
 	for (size_t i = 0; j->with_rows && i < CRAB_ARRAY_LEN(status_tables); i++)
 		json_object_set_new(counts, status_tables[i], json_integer(j->counts[i]));
 	json_object_set_new(r, "status", json_string(gw->draining ? "draining" : "ok"));
-	json_object_set_new(r, "store", json_pack("{s:s, s:i, s:s, s:s, s:s, s:o}",
-	    "driver", gw->store_driver, "schema_version", j->schema_version,
+	crab_storeq_stats(gw->storeq, &qs);
+	json_object_set_new(r, "store", json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:I,"
+	    " s:o}", "driver", gw->store_driver, "schema_version", j->schema_version,
 	    "journal_mode", j->dur.journal_mode, "synchronous", j->dur.synchronous,
-	    "fsync", j->dur.fsync, "rows", counts));
+	    "fsync", j->dur.fsync, "acks", j->dur.acks, "commits", (json_int_t)qs.commits,
+	    "jobs", (json_int_t)qs.jobs, "syncs", (json_int_t)qs.syncs, "rows", counts));
 	json_object_set_new(r, "counters", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "events_accepted", (json_int_t)k->events_accepted,
 	    "events_duplicate", (json_int_t)k->events_duplicate,

@@ -1,5 +1,7 @@
 /* storeq.c: one worker thread, a mutex-protected queue in, a done list out, and a libevent
- * event made active from the worker to wake the loop (libevent_pthreads makes that safe). */
+ * event made active from a thread to wake the loop (libevent_pthreads makes that safe).
+ * Where the store syncs apart from its commits, a sync thread takes the jobs that must
+ * wait for the disk from the worker, syncs once for all it has, and hands them on. */
 #include "storeq.h"
 
 #include <errno.h>
@@ -14,17 +16,45 @@
 #define BATCH_MAX 4096 /* bounds one transaction's size and the loop's reply burst */
 #define IDLE_TRIM_S 1  /* quiet this long after work, caches and free heap go back */
 
+/* A singly linked list of jobs with a tail pointer. */
+struct jobq {
+	struct crab_store_job *head, **tail;
+};
+
 struct crab_storeq {
 	struct crab_store *store;
-	pthread_t thread;
+	int sync_apart;
+	pthread_t thread, sync_thread;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	struct crab_store_job *todo_head, **todo_tail;
-	struct crab_store_job *done_head, **done_tail;
+	pthread_cond_t wake, sync_wake;
+	struct jobq todo, to_sync, done; /* under lock */
 	struct event *done_ev;
+	struct crab_storeq_stats stats; /* under lock */
 	size_t pending; /* loop thread only */
-	int stop;
+	int stop, worker_stopped;
 };
+
+static void jobq_init(struct jobq *l)
+{
+	l->head = NULL;
+	l->tail = &l->head;
+}
+
+static void jobq_push(struct jobq *l, struct crab_store_job *j)
+{
+	j->next = NULL;
+	*l->tail = j;
+	l->tail = &j->next;
+}
+
+/* Takes the whole list. */
+static struct crab_store_job *jobq_take(struct jobq *l)
+{
+	struct crab_store_job *j = l->head;
+
+	jobq_init(l);
+	return j;
+}
 
 static void run_batch(struct crab_store *st, struct crab_store_job *batch)
 {
@@ -67,7 +97,7 @@ static void wait_for_work(struct crab_storeq *q, int *worked)
 {
 	struct timespec until;
 
-	while (q->todo_head == NULL && !q->stop) {
+	while (q->todo.head == NULL && !q->stop) {
 		if (!*worked) {
 			pthread_cond_wait(&q->wake, &q->lock);
 			continue;
@@ -75,7 +105,7 @@ static void wait_for_work(struct crab_storeq *q, int *worked)
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += IDLE_TRIM_S;
 		if (pthread_cond_timedwait(&q->wake, &q->lock, &until) == ETIMEDOUT &&
-		    q->todo_head == NULL) {
+		    q->todo.head == NULL) {
 			*worked = 0;
 			pthread_mutex_unlock(&q->lock);
 			crab_store_release_memory(q->store);
@@ -84,6 +114,34 @@ static void wait_for_work(struct crab_storeq *q, int *worked)
 		}
 	}
 	*worked = 1;
+}
+
+/* A group that has run: lazy jobs go to the loop at once, the others through the sync
+ * thread first (a failed job too: a duplicate's answer names an event that may have
+ * committed in this very group). */
+static void hand_on(struct crab_storeq *q, struct crab_store_job *batch)
+{
+	struct crab_store_job *j, *next;
+	int to_loop = 0, to_sync = 0;
+
+	pthread_mutex_lock(&q->lock);
+	for (j = batch; j != NULL; j = next) {
+		next = j->next;
+		q->stats.jobs++;
+		if (q->sync_apart && !j->lazy) {
+			jobq_push(&q->to_sync, j);
+			to_sync = 1;
+		} else {
+			jobq_push(&q->done, j);
+			to_loop = 1;
+		}
+	}
+	q->stats.commits++;
+	if (to_sync)
+		pthread_cond_signal(&q->sync_wake);
+	pthread_mutex_unlock(&q->lock);
+	if (to_loop)
+		event_active(q->done_ev, EV_READ, 0);
 }
 
 static void *worker_main(void *arg)
@@ -97,28 +155,58 @@ static void *worker_main(void *arg)
 
 		pthread_mutex_lock(&q->lock);
 		wait_for_work(q, &worked);
-		if (q->todo_head == NULL) { /* stopping, and nothing left to do */
+		if (q->todo.head == NULL) { /* stopping, and nothing left to do */
+			q->worker_stopped = 1;
+			pthread_cond_signal(&q->sync_wake);
 			pthread_mutex_unlock(&q->lock);
 			return NULL;
 		}
-		batch = q->todo_head;
-		for (cut = &q->todo_head; *cut != NULL && n < BATCH_MAX; cut = &(*cut)->next)
+		batch = q->todo.head;
+		for (cut = &q->todo.head; *cut != NULL && n < BATCH_MAX; cut = &(*cut)->next)
 			n++;
-		q->todo_head = *cut;
+		q->todo.head = *cut;
 		*cut = NULL;
-		if (q->todo_head == NULL)
-			q->todo_tail = &q->todo_head;
+		if (q->todo.head == NULL)
+			q->todo.tail = &q->todo.head;
 		pthread_mutex_unlock(&q->lock);
 
 		run_batch(q->store, batch);
+		hand_on(q, batch);
+	}
+}
 
+/* The sync thread: one sync for every job that has come since the last one began. A
+ * failed sync leaves committed data of unknown durability behind, which no answer could
+ * describe truthfully: the gateway stops, and a restart recovers from what the disk has
+ * (as PostgreSQL does after a failed fsync). */
+static void *sync_main(void *arg)
+{
+	struct crab_storeq *q = arg;
+	char err[256];
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		struct crab_store_job *jobs;
+
+		while (q->to_sync.head == NULL && !q->worker_stopped)
+			pthread_cond_wait(&q->sync_wake, &q->lock);
+		if (q->to_sync.head == NULL)
+			break; /* the worker has stopped and nothing is left */
+		jobs = jobq_take(&q->to_sync);
+		pthread_mutex_unlock(&q->lock);
+		if (crab_store_sync(q->store, err, sizeof(err)) != 0)
+			fatalx("store: %s: stopping, as what was committed may not be on disk", err);
 		pthread_mutex_lock(&q->lock);
-		*q->done_tail = batch;
-		while (*q->done_tail != NULL)
-			q->done_tail = &(*q->done_tail)->next;
+		q->stats.syncs++;
+		*q->done.tail = jobs;
+		while (*q->done.tail != NULL)
+			q->done.tail = &(*q->done.tail)->next;
 		pthread_mutex_unlock(&q->lock);
 		event_active(q->done_ev, EV_READ, 0);
+		pthread_mutex_lock(&q->lock);
 	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
 }
 
 static void done_cb(evutil_socket_t fd, short what, void *arg)
@@ -129,9 +217,7 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 
 	pthread_mutex_lock(&q->lock);
-	j = q->done_head;
-	q->done_head = NULL;
-	q->done_tail = &q->done_head;
+	j = jobq_take(&q->done);
 	pthread_mutex_unlock(&q->lock);
 	for (; j != NULL; j = next) {
 		next = j->next; /* done may free or resubmit the job */
@@ -140,34 +226,41 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
 struct crab_storeq *crab_storeq_new(struct event_base *base, struct crab_store *st)
 {
 	struct crab_storeq *q = xcalloc(1, sizeof(*q));
 
 	q->store = st;
-	q->todo_tail = &q->todo_head;
-	q->done_tail = &q->done_head;
+	q->sync_apart = crab_store_sync_apart(st);
+	jobq_init(&q->todo);
+	jobq_init(&q->to_sync);
+	jobq_init(&q->done);
 	pthread_mutex_init(&q->lock, NULL);
-	{
-		pthread_condattr_t attr;
-		pthread_condattr_init(&attr);
-		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-		pthread_cond_init(&q->wake, &attr);
-		pthread_condattr_destroy(&attr);
-	}
+	cond_init_monotonic(&q->wake);
+	pthread_cond_init(&q->sync_wake, NULL);
 	q->done_ev = event_new(base, -1, 0, done_cb, q);
 	if (pthread_create(&q->thread, NULL, worker_main, q) != 0)
 		fatalx("cannot start the store worker thread");
+	if (q->sync_apart && pthread_create(&q->sync_thread, NULL, sync_main, q) != 0)
+		fatalx("cannot start the store sync thread");
 	return q;
 }
 
 void crab_storeq_submit(struct crab_storeq *q, struct crab_store_job *job)
 {
-	job->next = NULL;
 	q->pending++;
 	pthread_mutex_lock(&q->lock);
-	*q->todo_tail = job;
-	q->todo_tail = &job->next;
+	jobq_push(&q->todo, job);
 	pthread_cond_signal(&q->wake);
 	pthread_mutex_unlock(&q->lock);
 }
@@ -175,6 +268,13 @@ void crab_storeq_submit(struct crab_storeq *q, struct crab_store_job *job)
 size_t crab_storeq_pending(struct crab_storeq *q)
 {
 	return q->pending;
+}
+
+void crab_storeq_stats(struct crab_storeq *q, struct crab_storeq_stats *out)
+{
+	pthread_mutex_lock(&q->lock);
+	*out = q->stats;
+	pthread_mutex_unlock(&q->lock);
 }
 
 void crab_storeq_free(struct crab_storeq *q)
@@ -186,11 +286,14 @@ void crab_storeq_free(struct crab_storeq *q)
 	pthread_cond_signal(&q->wake);
 	pthread_mutex_unlock(&q->lock);
 	pthread_join(q->thread, NULL);
+	if (q->sync_apart)
+		pthread_join(q->sync_thread, NULL); /* it syncs what the worker left it first */
 	if (q->pending != 0)
 		log_warnx("store worker stopped with %zu jobs unanswered", q->pending);
 	event_free(q->done_ev);
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->wake);
+	pthread_cond_destroy(&q->sync_wake);
 	crab_store_close(q->store);
 	free(q);
 }

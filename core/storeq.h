@@ -3,6 +3,13 @@
  * fsync for many events), each job in its own savepoint so a failing job undoes only its
  * own writes, then hands the jobs back to the loop with their status.
  *
+ * Where the store's durability comes apart from its commits (SQLite,
+ * crab_store_sync_apart), a second thread syncs: a job is handed back only once its
+ * commit is on disk, unless it is lazy. The worker meanwhile runs the next group, so
+ * it never waits for the disk. A lazy job is handed back as soon as it commits: for work
+ * whose commit a power loss may undo because it is done again after the restart (a
+ * turn's progress), never for what a producer or a reader outside is told.
+ *
  * A job's results may be acted on only when its status is CRAB_JOB_OK: a result computed
  * inside a transaction that did not commit is void. */
 #ifndef CRAB_STOREQ_H
@@ -10,6 +17,7 @@
 
 #include <event2/event.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -25,7 +33,13 @@ struct crab_store_job {
 	/* Loop thread, after the commit; the job belongs to the caller again. */
 	void (*done)(struct crab_store_job *job, enum crab_job_status status);
 	enum crab_job_status status;
+	int lazy; /* answered once committed, before its commit is on disk (see above) */
 	struct crab_store_job *next; /* private to storeq */
+};
+
+/* What the worker has done since it started. */
+struct crab_storeq_stats {
+	uint64_t commits, jobs, syncs;
 };
 
 struct crab_storeq;
@@ -35,6 +49,7 @@ struct crab_storeq *crab_storeq_new(struct event_base *base, struct crab_store *
 void crab_storeq_submit(struct crab_storeq *q, struct crab_store_job *job);
 /* Jobs submitted whose done callback has not run yet. */
 size_t crab_storeq_pending(struct crab_storeq *q);
+void crab_storeq_stats(struct crab_storeq *q, struct crab_storeq_stats *out);
 /* Finishes queued jobs, stops the thread, closes the store. Call with no jobs pending
  * (their done callbacks would never run). */
 void crab_storeq_free(struct crab_storeq *q);

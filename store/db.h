@@ -55,6 +55,11 @@ struct crab_db_ops {
 	int (*durability)(void *conn, struct crab_store_durability *out);
 	/* Optional (NULL: nothing to do): frees caches the connection can rebuild. */
 	void (*release_memory)(void *conn);
+	/* Optional. NULL: a COMMIT returns once the transaction is durable (PostgreSQL with
+	 * synchronous_commit=on). Else commits return before the disk has them, and sync,
+	 * called from another thread while the connection goes on, makes every transaction
+	 * committed before the call durable; -1 with one line in err. */
+	int (*sync)(void *conn, char *err, size_t errlen);
 };
 
 extern const struct crab_db_ops crab_db_sqlite;

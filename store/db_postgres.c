@@ -252,6 +252,7 @@ static int pg_durability(void *conn, struct crab_store_durability *out)
 
 	memset(out, 0, sizeof(*out));
 	crab_strlcpy(out->journal_mode, "wal", sizeof(out->journal_mode));
+	crab_strlcpy(out->acks, "after the commit", sizeof(out->acks));
 	if (show(c, "SHOW synchronous_commit", out->synchronous, sizeof(out->synchronous)) == -1)
 		return -1;
 	return show(c, "SHOW fsync", out->fsync, sizeof(out->fsync));

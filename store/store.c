@@ -86,6 +86,16 @@ int crab_store_durability(struct crab_store *st, struct crab_store_durability *o
 	return fail_msg(st, "durability", st->db.ops->error(st->db.conn));
 }
 
+int crab_store_sync_apart(struct crab_store *st)
+{
+	return st->db.ops->sync != NULL;
+}
+
+int crab_store_sync(struct crab_store *st, char *err, size_t errlen)
+{
+	return st->db.ops->sync != NULL ? st->db.ops->sync(st->db.conn, err, errlen) : 0;
+}
+
 void crab_store_release_memory(struct crab_store *st)
 {
 	if (st->db.ops->release_memory != NULL)

@@ -1,6 +1,6 @@
 /* store.h: the gateway's durable store. One interface, two backends with the same schema
- * and migrations: SQLite (default; WAL, synchronous=FULL) and PostgreSQL (libpq,
- * synchronous_commit=on). Every query is parameterised; tenant-scoped tables carry
+ * and migrations: SQLite (default; WAL, synchronous=NORMAL with the WAL's fdatasync apart
+ * from the commit, crab_store_sync) and PostgreSQL (libpq, synchronous_commit=on). Every query is parameterised; tenant-scoped tables carry
  * tenant_id and every tenant-scoped query names it.
  *
  * Threading: a crab_store is used by one thread at a time (the gateway's store worker,
@@ -38,14 +38,24 @@ const char *crab_store_driver(struct crab_store *st);
 int crab_store_schema_version(struct crab_store *st, int *out);
 
 /* Durability settings actually in force, read back from the backend. SQLite:
- * journal_mode "wal", synchronous "full". PostgreSQL: journal_mode "wal",
- * synchronous "on" (synchronous_commit) and fsync "on". */
+ * journal_mode "wal", synchronous "normal", acks "after fdatasync of the WAL".
+ * PostgreSQL: journal_mode "wal", synchronous "on" (synchronous_commit), fsync "on",
+ * acks "after the commit". */
 struct crab_store_durability {
 	char journal_mode[32];
 	char synchronous[32];
 	char fsync[32];
+	char acks[32];
 };
 int crab_store_durability(struct crab_store *st, struct crab_store_durability *out);
+
+/* Whether durability comes apart from the commit: 1 when a commit returns before the disk
+ * has it and crab_store_sync makes it durable (SQLite), 0 when a commit returns once it is
+ * durable (PostgreSQL). */
+int crab_store_sync_apart(struct crab_store *st);
+/* Makes every transaction committed before the call durable. The one call that may run
+ * on another thread than the store's, concurrently with it. -1 with a line in err. */
+int crab_store_sync(struct crab_store *st, char *err, size_t errlen);
 
 /* Frees what the backend caches and can rebuild (SQLite's page cache); for an idle
  * store, outside a transaction. */

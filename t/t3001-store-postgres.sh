@@ -102,12 +102,20 @@ test_expect_success 'a DSN naming no database refuses to start, clearly' '
 '
 
 # The same read-back on SQLite: a gateway on the default store in the same script.
-test_expect_success 'SQLite: status reads back journal_mode wal and synchronous full' '
+test_expect_success 'SQLite: status reads back WAL, commits apart from the fdatasync that acks wait for' '
 	TEST_STORE=sqlite write_gateway_config lite &&
 	start_gateway lite &&
 	status_store lite.json && cat lite.json &&
-	jq -e ".driver == \"sqlite\" and .journal_mode == \"wal\" and .synchronous == \"full\"
-		and .fsync == \"on\"" lite.json
+	jq -e ".driver == \"sqlite\" and .journal_mode == \"wal\" and .synchronous == \"normal\"
+		and .fsync == \"on\" and .acks == \"after fdatasync of the WAL\"" lite.json
+'
+
+test_expect_success 'SQLite: an accepted event is answered after a sync of its commit' '
+	TOKEN=$(make_lease family) && test -n "$TOKEN" &&
+	syncs0=$(jq .syncs lite.json) &&
+	post_event "$TOKEN" "$(message l1)" && expect_status 202 &&
+	status_store lite2.json &&
+	test "$(jq .syncs lite2.json)" -gt "$syncs0"
 '
 
 test_expect_success 'SQLite: the database file is in WAL mode for every reader' '

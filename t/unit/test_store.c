@@ -633,6 +633,7 @@ static void suite(const struct crab_store_options *o)
 	struct crab_store_durability dur;
 	struct crab_store_session sa;
 	struct crab_store *st;
+	char errbuf[256];
 	int64_t now = crab_clock_now_ms(), n = -1;
 	int version = -1, again = -1;
 	int pg = strcmp(o->driver, "postgres") == 0;
@@ -655,8 +656,12 @@ static void suite(const struct crab_store_options *o)
 
 	CHECK_INT(crab_store_durability(st, &dur), 0, name("durability read-back"));
 	CHECK_STR(dur.journal_mode, "wal", name("durability: journal_mode"));
-	CHECK_STR(dur.synchronous, pg ? "on" : "full", name("durability: synchronous"));
+	CHECK_STR(dur.synchronous, pg ? "on" : "normal", name("durability: synchronous"));
 	CHECK_STR(dur.fsync, "on", name("durability: fsync"));
+	CHECK_STR(dur.acks, pg ? "after the commit" : "after fdatasync of the WAL",
+	    name("durability: what an acknowledgement waits for"));
+	CHECK_INT(crab_store_sync_apart(st), !pg, name("durability apart from the commit"));
+	CHECK_INT(crab_store_sync(st, errbuf, sizeof(errbuf)), 0, name("sync"));
 
 	test_idempotency(st, now);
 	test_sessions(st, now, &sa);
