@@ -178,9 +178,11 @@ static const char *const migrations[] = {
 	" PRIMARY KEY (tenant_id, agent_id, actor_id));",
 
 	/* 4: indexes no query uses cost a random page write per event: turns by session
-	 * use turns_session_order, and nothing reads the inbox by session. */
+	 * use turns_session_order, nothing reads the inbox by session, and the outbox is
+	 * read in id order. */
 	"DROP INDEX turns_session;"
-	"DROP INDEX inbox_session;",
+	"DROP INDEX inbox_session;"
+	"DROP INDEX event_outbox_session;",
 };
 
 static const char create_migrations_sql[] =
