@@ -50,6 +50,7 @@ CORE_SRC := \
 	core/template.c \
 	core/strmap.c \
 	core/router.c \
+	core/jsontext.c \
 	core/outbox.c \
 	core/hist.c \
 	core/context.c \

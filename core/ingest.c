@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "envelope.h"
 #include "id.h"
+#include "jsontext.h"
 #include "log.h"
 #include "outbox.h"
 #include "router.h"
@@ -80,6 +81,8 @@ static int session_create(struct crab_store *st, struct ingest_job *j)
 	};
 	int64_t seq;
 	char key[CRAB_ID_MAX + 16];
+	struct crab_buf data = {0};
+	int rc;
 
 	crab_strlcpy(s.id, j->fresh_session_id, sizeof(s.id));
 	crab_strlcpy(s.tenant_id, j->route.tenant_id, sizeof(s.tenant_id));
@@ -92,12 +95,16 @@ static int session_create(struct crab_store *st, struct ingest_job *j)
 	    crab_store_session_seq(st, s.id, 1, &seq) != 0)
 		return -1;
 	snprintf(key, sizeof(key), "%s:created", s.id);
-	if (crab_outbox_put(st, &(struct crab_outbox_event){
+	crab_jobj_open(&data);
+	crab_jobj_str(&data, "runtime_key", s.runtime_key);
+	crab_jobj_str(&data, "memory_key", s.memory_key);
+	crab_jobj_close(&data);
+	rc = crab_outbox_put(st, &(struct crab_outbox_event){
 		.type = "session.created", .tenant_id = s.tenant_id, .agent_id = s.agent_id,
 		.session_id = s.id, .idempotency_key = key, .seq = seq, .now_ms = j->now,
-		.data = json_pack("{s:s, s:s}", "runtime_key", s.runtime_key, "memory_key",
-		    s.memory_key),
-	    }) != 0)
+		.data = data.data});
+	crab_buf_free(&data);
+	if (rc != 0)
 		return -1;
 	crab_strlcpy(j->session_id, j->fresh_session_id, sizeof(j->session_id));
 	return 0;

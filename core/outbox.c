@@ -1,33 +1,38 @@
-/* outbox.c: see outbox.h. */
+/* outbox.c: see outbox.h. The frame is written as text around the data, which the
+ * caller has encoded once (jsontext.h). */
 #include "outbox.h"
 
 #include <stdlib.h>
 
 #include "clock.h"
 #include "id.h"
+#include "jsontext.h"
 
-int crab_outbox_put(struct crab_store *st, struct crab_outbox_event *ev)
+int crab_outbox_put(struct crab_store *st, const struct crab_outbox_event *ev)
 {
 	char id[CRAB_ID_MAX], when[32];
-	json_t *frame;
-	char *payload;
+	struct crab_buf b = {0};
 	int rc;
 
 	crab_id_new("evt", id);
 	crab_clock_format(ev->now_ms, when, sizeof(when));
-	frame = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:s, s:s, s:o}", "id", id,
-	    "type", ev->type, "tenant_id", ev->tenant_id, "agent_id", ev->agent_id,
-	    "session_id", ev->session_id, "turn_id", ev->turn_id, "seq", (json_int_t)ev->seq,
-	    "idempotency_key", ev->idempotency_key, "occurred_at", when, "data",
-	    ev->data ? ev->data : json_object());
-	ev->data = NULL;
-	payload = json_dumps(frame, JSON_COMPACT);
-	json_decref(frame);
+	crab_jobj_open(&b);
+	crab_jobj_str(&b, "id", id);
+	crab_jobj_str(&b, "type", ev->type);
+	crab_jobj_str(&b, "tenant_id", ev->tenant_id);
+	crab_jobj_str(&b, "agent_id", ev->agent_id);
+	crab_jobj_str(&b, "session_id", ev->session_id);
+	crab_jobj_str(&b, "turn_id", ev->turn_id);
+	crab_jobj_int(&b, "seq", ev->seq);
+	crab_jobj_str(&b, "idempotency_key", ev->idempotency_key);
+	crab_jobj_str(&b, "occurred_at", when);
+	crab_jobj_raw(&b, "data", ev->data ? ev->data : "{}");
+	crab_jobj_close(&b);
 	rc = crab_store_outbox_insert(st, &(struct crab_store_outbox){
 		.id = id, .tenant_id = ev->tenant_id, .session_id = ev->session_id,
 		.seq = ev->seq, .type = ev->type, .idempotency_key = ev->idempotency_key,
-		.payload = payload, .created_at = ev->now_ms,
+		.payload = b.data, .created_at = ev->now_ms,
 	});
-	free(payload);
+	crab_buf_free(&b);
 	return rc;
 }

@@ -3,7 +3,6 @@
 #ifndef CRAB_OUTBOX_H
 #define CRAB_OUTBOX_H
 
-#include <jansson.h>
 #include <stdint.h>
 
 #include "store/store.h"
@@ -17,10 +16,10 @@ struct crab_outbox_event {
 	const char *idempotency_key;
 	int64_t seq;
 	int64_t now_ms;
-	json_t *data; /* stolen */
+	const char *data; /* the data member, a JSON object as text; NULL for {} */
 };
 
 /* Mints the event id, writes the frame into event_outbox; 0 or -1 (store error). */
-int crab_outbox_put(struct crab_store *st, struct crab_outbox_event *ev);
+int crab_outbox_put(struct crab_store *st, const struct crab_outbox_event *ev);
 
 #endif

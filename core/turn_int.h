@@ -76,7 +76,8 @@ struct turn {
 	int calling;     /* between start and the sink's last word */
 	struct event *timeout, *finish_ev;
 	char *request;   /* sent to the model adapter */
-	json_t *input;   /* the user's message */
+	char *input;     /* the user's message, JSON text */
+	char *reply_to;  /* the message id the event came with, or NULL */
 	struct crab_buf text;
 	json_t *tool_calls;
 	int64_t usage_in, usage_out;
@@ -84,6 +85,7 @@ struct turn {
 	char error_code[64];
 	char *error_message;
 	/* the finish job */
+	struct turn_record *record; /* what it writes, encoded on the loop */
 	int failed;
 	int store_tries;
 	int in_store; /* a store job of this turn is queued or running */

@@ -13,12 +13,15 @@
 #include "clock.h"
 #include "log.h"
 #include "modules.h"
+#include "jsontext.h"
 #include "outbox.h"
 
 #define STORE_RETRY_MS 500
 
 static void call_model(struct turn *tr);
 static void end_call(struct turn *tr);
+struct turn_record;
+static void record_free(struct turn_record *r);
 static struct turn *turn_new(struct crab_turns *t, struct tsession *s, struct pending *p);
 
 static void turn_free(struct turn *tr)
@@ -32,7 +35,10 @@ static void turn_free(struct turn *tr)
 		tr->next_all->prev_all = tr->prev_all;
 	crab_store_inbox_row_free(&tr->ev);
 	free(tr->history);
-	json_decref(tr->input);
+	free(tr->input);
+	free(tr->reply_to);
+	if (tr->record != NULL)
+		record_free(tr->record);
 	json_decref(tr->tool_calls);
 	crab_buf_free(&tr->text);
 	free(tr->request);
@@ -134,7 +140,7 @@ static int write_started(struct crab_store *st, struct turn *tr)
 {
 	const struct crab_gateway *gw = tr->t->gw;
 	int64_t now = crab_clock_now_ms(), seq;
-	char key[CRAB_ID_MAX + 16];
+	char key[CRAB_ID_MAX + 16], data[CRAB_ID_MAX + 32];
 	struct crab_store_turn row = {.config_revision = gw->config_revision, .started_at = now};
 
 	crab_strlcpy(row.id, tr->turn_id, sizeof(row.id));
@@ -144,13 +150,14 @@ static int write_started(struct crab_store *st, struct turn *tr)
 	crab_strlcpy(row.event_id, tr->ev.id, sizeof(row.event_id));
 	crab_strlcpy(row.model, tr->model ? tr->model->id : "", sizeof(row.model));
 	snprintf(key, sizeof(key), "%s:started", tr->turn_id);
+	snprintf(data, sizeof(data), "{\"event_id\":\"%s\"}", tr->ev.id); /* a minted id */
 	if (crab_store_turn_insert(st, &row) != 0 ||
 	    crab_store_session_seq(st, tr->ev.session_id, 1, &seq) != 0)
 		return -1;
 	return crab_outbox_put(st, &(struct crab_outbox_event){
 		.type = "turn.started", .tenant_id = tr->ev.tenant_id, .agent_id = tr->ev.agent_id,
 		.session_id = tr->ev.session_id, .turn_id = tr->turn_id, .idempotency_key = key,
-		.seq = seq, .now_ms = now, .data = json_pack("{s:s}", "event_id", tr->ev.id),
+		.seq = seq, .now_ms = now, .data = data,
 	});
 }
 
@@ -198,109 +205,144 @@ static int begin_run(struct crab_store *st, struct crab_store_job *job)
 
 /* ---- finish: worker side ---- */
 
-static json_t *output_messages(struct turn *tr)
-{
-	json_t *msg = json_pack("{s:s, s:s?}", "role", "assistant", "content",
-	    tr->text.len > 0 ? tr->text.data : NULL);
+/* What the finish job writes, encoded on the loop before it is submitted, so that the
+ * store worker only stores it (the worker is the one thread every turn waits for). */
+struct turn_record {
+	char *response, *input, *output, *usage, *error; /* the turns row's payloads */
+	char *event_data;     /* turn.completed's or turn.failed's data */
+	char *outbound_data;  /* message.outbound's data; NULL when nothing goes out */
+	int64_t finished_at;
+};
 
-	if (json_array_size(tr->tool_calls) > 0)
-		json_object_set(msg, "tool_calls", tr->tool_calls);
-	return json_pack("[o]", msg);
-}
-
-static char *dumps(json_t *j)
+static void record_free(struct turn_record *r)
 {
-	return j ? json_dumps(j, JSON_COMPACT) : NULL;
-}
-
-static json_t *target_of(struct turn *tr)
-{
-	return tr->ev.target ? json_loads(tr->ev.target, 0, NULL) : NULL;
+	free(r->response);
+	free(r->input);
+	free(r->output);
+	free(r->usage);
+	free(r->error);
+	free(r->event_data);
+	free(r->outbound_data);
+	free(r);
 }
 
 /* Why a completed turn sends nothing out, or NULL when it does. */
-static const char *no_outbound_reason(struct turn *tr, json_t *target)
+static const char *no_outbound_reason(struct turn *tr)
 {
-	if (!json_is_object(target))
+	if (tr->ev.target == NULL || tr->ev.target[0] != '{')
 		return "no target: the event named none and no channel was active";
 	if (tr->text.len == 0)
 		return "the model answered no text";
 	return NULL;
 }
 
+/* [{"role":"assistant","content":...,"tool_calls":[...]}] */
+static char *output_text(struct turn *tr, const char *calls)
+{
+	struct crab_buf b = {0};
+
+	crab_buf_add(&b, "[", 1);
+	crab_jobj_open(&b);
+	crab_jobj_str(&b, "role", "assistant");
+	crab_jobj_strn(&b, "content", tr->text.len ? tr->text.data : NULL, tr->text.len);
+	if (json_array_size(tr->tool_calls) > 0)
+		crab_jobj_raw(&b, "tool_calls", calls);
+	crab_jobj_close(&b);
+	crab_buf_add(&b, "]", 1);
+	return crab_buf_take(&b);
+}
+
+static struct turn_record *record_new(struct turn *tr)
+{
+	struct turn_record *r = xcalloc(1, sizeof(*r));
+	const char *reason = tr->failed ? "the turn failed" : no_outbound_reason(tr);
+	char *calls = json_dumps(tr->tool_calls, JSON_COMPACT);
+	struct crab_buf b = {0};
+
+	r->finished_at = crab_clock_now_ms();
+	r->input = tr->input ? xstrdup(tr->input) : NULL;
+	r->output = output_text(tr, calls);
+	crab_jobj_open(&b);
+	crab_jobj_int(&b, "input_tokens", tr->usage_in);
+	crab_jobj_int(&b, "output_tokens", tr->usage_out);
+	crab_jobj_close(&b);
+	r->usage = crab_buf_take(&b);
+	crab_jobj_open(&b);
+	crab_jobj_strn(&b, "text", tr->text.len ? tr->text.data : NULL, tr->text.len);
+	crab_jobj_raw(&b, "tool_calls", calls);
+	crab_jobj_str(&b, "stop_reason", tr->stop_reason);
+	crab_jobj_raw(&b, "usage", r->usage);
+	crab_jobj_close(&b);
+	r->response = crab_buf_take(&b);
+	if (tr->failed) {
+		crab_jobj_open(&b);
+		crab_jobj_str(&b, "code", tr->error_code);
+		crab_jobj_str(&b, "message", tr->error_message ? tr->error_message : "");
+		crab_jobj_close(&b);
+		r->error = crab_buf_take(&b);
+	}
+	crab_jobj_open(&b);
+	crab_jobj_str(&b, "event_id", tr->ev.id);
+	if (tr->failed) {
+		crab_jobj_raw(&b, "error", r->error);
+	} else {
+		crab_jobj_raw(&b, "input", r->input);
+		crab_jobj_raw(&b, "output", r->output);
+		crab_jobj_str(&b, "model", tr->model ? tr->model->id : "");
+		crab_jobj_raw(&b, "usage", r->usage);
+		crab_jobj_int(&b, "config_revision", tr->t->gw->config_revision);
+		crab_jobj_bool(&b, "outbound", reason == NULL);
+		if (reason != NULL)
+			crab_jobj_str(&b, "no_outbound_reason", reason);
+	}
+	crab_jobj_close(&b);
+	r->event_data = crab_buf_take(&b);
+	if (reason == NULL) {
+		crab_jobj_open(&b);
+		crab_jobj_strn(&b, "text", tr->text.data, tr->text.len);
+		crab_jobj_raw(&b, "target", tr->ev.target);
+		crab_jobj_str(&b, "reply_to", tr->reply_to);
+		crab_jobj_close(&b);
+		r->outbound_data = crab_buf_take(&b);
+	}
+	free(calls);
+	return r;
+}
+
 static int write_finished(struct crab_store *st, struct turn *tr)
 {
-	int64_t now = crab_clock_now_ms(), seq;
-	json_t *target = target_of(tr), *output = output_messages(tr), *data;
-	json_t *env = json_loads(tr->ev.envelope, 0, NULL);
-	const char *reason = tr->failed ? "the turn failed" : no_outbound_reason(tr, target);
+	const struct turn_record *r = tr->record;
+	int64_t seq;
 	char key[CRAB_ID_MAX + 16];
-	json_t *usage = json_pack("{s:I, s:I}", "input_tokens", (json_int_t)tr->usage_in,
-	    "output_tokens", (json_int_t)tr->usage_out);
-	json_t *error = tr->failed ? json_pack("{s:s, s:s}", "code", tr->error_code, "message",
-	    tr->error_message ? tr->error_message : "") : NULL;
-	json_t *response = json_pack("{s:s?, s:O, s:s, s:O}", "text",
-	    tr->text.len ? tr->text.data : NULL, "tool_calls", tr->tool_calls, "stop_reason",
-	    tr->stop_reason, "usage", usage);
-	struct crab_store_turn row = {0};
-	int rc = -1;
+	struct crab_store_turn row = {
+		.request = tr->request, .response = r->response, .input = r->input,
+		.output = r->output, .usage = r->usage, .error = r->error,
+		.finished_at = r->finished_at,
+	};
 
 	crab_strlcpy(row.id, tr->turn_id, sizeof(row.id));
 	crab_strlcpy(row.status, tr->failed ? "failed" : "completed", sizeof(row.status));
 	crab_strlcpy(row.model, tr->model ? tr->model->id : "", sizeof(row.model));
-	row.request = tr->request;
-	row.response = dumps(response);
-	row.input = dumps(tr->input);
-	row.output = dumps(output);
-	row.usage = dumps(usage);
-	row.error = dumps(error);
-	row.finished_at = now;
 	if (crab_store_turn_finish(st, &row) != 0 ||
-	    crab_store_session_seq(st, tr->ev.session_id, reason ? 1 : 2, &seq) != 0)
-		goto out;
-	if (tr->failed) {
-		data = json_pack("{s:s, s:O}", "event_id", tr->ev.id, "error", error);
-		snprintf(key, sizeof(key), "%s:failed", tr->turn_id);
-	} else {
-		data = json_pack("{s:s, s:O?, s:O, s:s, s:O, s:I, s:b}", "event_id", tr->ev.id,
-		    "input", tr->input, "output", output, "model", tr->model ? tr->model->id : "",
-		    "usage", usage, "config_revision", (json_int_t)tr->t->gw->config_revision,
-		    "outbound", reason == NULL);
-		if (reason != NULL)
-			json_object_set_new(data, "no_outbound_reason", json_string(reason));
-		snprintf(key, sizeof(key), "%s:completed", tr->turn_id);
-	}
+	    crab_store_session_seq(st, tr->ev.session_id, r->outbound_data ? 2 : 1, &seq) != 0)
+		return -1;
+	snprintf(key, sizeof(key), "%s:%s", tr->turn_id, tr->failed ? "failed" : "completed");
 	if (crab_outbox_put(st, &(struct crab_outbox_event){
 		.type = tr->failed ? "turn.failed" : "turn.completed", .tenant_id = tr->ev.tenant_id,
 		.agent_id = tr->ev.agent_id, .session_id = tr->ev.session_id,
-		.turn_id = tr->turn_id, .idempotency_key = key, .seq = seq, .now_ms = now,
-		.data = data}) != 0)
-		goto out;
-	if (reason == NULL) {
-		json_t *src = json_object_get(env, "source");
+		.turn_id = tr->turn_id, .idempotency_key = key, .seq = seq,
+		.now_ms = r->finished_at, .data = r->event_data}) != 0)
+		return -1;
+	if (r->outbound_data != NULL) {
 		snprintf(key, sizeof(key), "%s:out:0", tr->turn_id);
 		if (crab_outbox_put(st, &(struct crab_outbox_event){
 			.type = "message.outbound", .tenant_id = tr->ev.tenant_id,
 			.agent_id = tr->ev.agent_id, .session_id = tr->ev.session_id,
-			.turn_id = tr->turn_id, .idempotency_key = key, .seq = seq + 1, .now_ms = now,
-			.data = json_pack("{s:s, s:O, s:O?}", "text", tr->text.data, "target", target,
-			    "reply_to", json_object_get(src, "message_id"))}) != 0)
-			goto out;
+			.turn_id = tr->turn_id, .idempotency_key = key, .seq = seq + 1,
+			.now_ms = r->finished_at, .data = r->outbound_data}) != 0)
+			return -1;
 	}
-	rc = crab_store_inbox_done(st, tr->ev.id);
-out:
-	free(row.response);
-	free(row.input);
-	free(row.output);
-	free(row.usage);
-	free(row.error);
-	json_decref(target);
-	json_decref(output);
-	json_decref(env);
-	json_decref(usage);
-	json_decref(error);
-	json_decref(response);
-	return rc;
+	return crab_store_inbox_done(st, tr->ev.id);
 }
 
 /* The finished turn, and the start of the session's next one when it has one: one
@@ -408,6 +450,8 @@ static void finish(struct turn *tr)
 		if (p != NULL)
 			tr->next = turn_new(tr->t, tr->s, p);
 	}
+	if (tr->record == NULL)
+		tr->record = record_new(tr);
 	submit(tr, finish_run, finish_done);
 }
 
@@ -652,7 +696,7 @@ static char *runtime_addition(json_t *env, const struct crab_event_fields *v,
 
 static char *build_request(struct turn *tr, json_t *env)
 {
-	json_t *target = target_of(tr), *src = json_object_get(env, "source");
+	json_t *target = tr->ev.target ? json_loads(tr->ev.target, 0, NULL) : NULL, *src = json_object_get(env, "source");
 	const struct crab_event_fields v = {
 		.tenant_id = tr->ev.tenant_id, .agent_id = tr->ev.agent_id,
 		.platform = str(src, "platform") ? str(src, "platform") : str(target, "platform"),
@@ -667,8 +711,7 @@ static char *build_request(struct turn *tr, json_t *env)
 	json_t *req;
 	char *rest, *input;
 
-	tr->input = input_message(env);
-	input = json_dumps(tr->input, JSON_COMPACT);
+	input = tr->input;
 	req = json_pack("{s:s, s:s, s:I, s:b}", "model",
 	    tr->model->model ? tr->model->model : tr->model->id, "system", system, "max_tokens",
 	    (json_int_t)tr->agent->max_tokens, "stream", 1);
@@ -684,7 +727,6 @@ static char *build_request(struct turn *tr, json_t *env)
 	json_decref(req);
 	json_decref(target);
 	free(rest);
-	free(input);
 	free(system);
 	free(addition);
 	return crab_buf_take(&b);
@@ -706,10 +748,16 @@ static void call_model(struct turn *tr)
 		set_error(tr, "model_unavailable", "model '%s' is not running",
 		    tr->agent->model);
 	}
+	if (env != NULL) {
+		json_t *input = input_message(env);
+		tr->input = json_dumps(input, JSON_COMPACT);
+		json_decref(input);
+		if (json_is_string(json_object_get(json_object_get(env, "source"), "message_id")))
+			tr->reply_to = xstrdup(str(json_object_get(env, "source"), "message_id"));
+	}
 	if (tr->error_code[0] != '\0' || env == NULL) {
 		if (env == NULL)
 			set_error(tr, "internal", "the stored envelope is not JSON");
-		tr->input = env ? input_message(env) : NULL;
 		json_decref(env);
 		finish(tr);
 		return;
