@@ -104,7 +104,7 @@ void crab_turns_finished(struct crab_turns *t, struct turn *tr);
 struct pending *crab_turns_next(struct crab_turns *t, struct tsession *s);
 /* Puts p back at the head of its session's queue (its chained start did not commit). */
 void crab_turns_requeue(struct crab_turns *t, struct tsession *s, struct pending *p);
-/* The turn of event_id ended: answer its waiters. */
+/* The turn of event_id ended: its waiters hear of it once a sync has made it durable. */
 void crab_turns_notify(struct crab_turns *t, const struct crab_turn_outcome *o);
 
 #endif

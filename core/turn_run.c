@@ -361,7 +361,8 @@ static int finish_run(struct crab_store *st, struct crab_store_job *job)
 static void submit(struct turn *tr, int (*run)(struct crab_store *, struct crab_store_job *),
     void (*done)(struct crab_store_job *, enum crab_job_status))
 {
-	tr->job = (struct crab_store_job){.run = run, .done = done};
+	/* lazy: a crash before the next sync at worst runs the turn again (storeq.h) */
+	tr->job = (struct crab_store_job){.run = run, .done = done, .lazy = 1};
 	tr->in_store = 1;
 	crab_storeq_submit(tr->t->gw->storeq, &tr->job);
 }

@@ -286,12 +286,74 @@ static void waiter_answer(struct turn_waiter *w, const struct crab_turn_outcome 
 		free(w);
 }
 
-void crab_turns_notify(struct crab_turns *t, const struct crab_turn_outcome *o)
+static void answer_waiters(struct crab_turns *t, const struct crab_turn_outcome *o)
 {
 	struct turn_waiter *w;
 
 	while ((w = crab_strmap_get(t->waiters, o->event_id)) != NULL)
 		waiter_answer(w, o);
+}
+
+/* A turn's finish commits lazily: a waiter hears of it only once a sync has made it
+ * durable, so that no answer shown is undone by a power loss. The barrier is a job with
+ * nothing to write that is not lazy: the store answers it after a sync. */
+struct barrier_job {
+	struct crab_store_job job;
+	struct crab_turns *t;
+	char *status, *event_id, *turn_id, *session_id, *text, *error_code, *error_message;
+};
+
+static int barrier_run(struct crab_store *st, struct crab_store_job *job)
+{
+	(void)st;
+	(void)job;
+	return 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void barrier_done(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct barrier_job *j = (struct barrier_job *)job;
+	struct crab_turn_outcome o = {
+		.status = j->status, .event_id = j->event_id, .turn_id = j->turn_id,
+		.session_id = j->session_id, .text = j->text, .error_code = j->error_code,
+		.error_message = j->error_message,
+	};
+
+	(void)status; /* nothing to commit: the sync before it is what counts */
+	answer_waiters(j->t, &o);
+	free(j->status);
+	free(j->event_id);
+	free(j->turn_id);
+	free(j->session_id);
+	free(j->text);
+	free(j->error_code);
+	free(j->error_message);
+	free(j);
+}
+
+void crab_turns_notify(struct crab_turns *t, const struct crab_turn_outcome *o)
+{
+	struct barrier_job *j;
+
+	if (crab_strmap_get(t->waiters, o->event_id) == NULL)
+		return;
+	j = xcalloc(1, sizeof(*j));
+	j->t = t;
+	j->status = dup_or_null(o->status);
+	j->event_id = dup_or_null(o->event_id);
+	j->turn_id = dup_or_null(o->turn_id);
+	j->session_id = dup_or_null(o->session_id);
+	j->text = dup_or_null(o->text);
+	j->error_code = dup_or_null(o->error_code);
+	j->error_message = dup_or_null(o->error_message);
+	j->job.run = barrier_run;
+	j->job.done = barrier_done;
+	crab_storeq_submit(t->gw->storeq, &j->job);
 }
 
 static void waiter_timeout(evutil_socket_t fd, short what, void *arg)
