@@ -39,8 +39,9 @@ struct ingest_job {
 	int channel_message;    /* records last_active */
 	int find_target;        /* an internal event without target: PROTOCOLS.md §1 */
 	int64_t now;
-	int64_t arrived_us;     /* for the overhead figures */
+	struct turn *turn;      /* a reserved slot: the turn may start in this commit */
 	/* results */
+	int turn_started;
 	char session_id[CRAB_STORE_ID_MAX];
 	char result_event_id[CRAB_STORE_ID_MAX];
 	int duplicate;
@@ -269,6 +270,9 @@ static int ingest_run(struct crab_store *st, struct crab_store_job *job)
 		return -1;
 	if (j->channel_message && record_channel(st, j) != 0)
 		return -1;
+	if (j->turn != NULL && (rc = crab_turn_begin_accepted(st, j->turn, &ev)) < 0)
+		return -1;
+	j->turn_started = j->turn != NULL && rc == 1;
 	crab_strlcpy(j->result_event_id, j->event_id, sizeof(j->result_event_id));
 	return 0;
 }
@@ -311,6 +315,7 @@ static void ingest_done(struct crab_store_job *job, enum crab_job_status status)
 	struct ingest_job *j = (struct ingest_job *)job;
 	struct crab_gateway *gw = j->gw;
 	struct crab_error err;
+	int accepted = status == CRAB_JOB_OK && !j->failed && !j->duplicate;
 
 	if (status == CRAB_JOB_UNAVAILABLE || (status == CRAB_JOB_FAILED && !j->duplicate &&
 						 !j->failed)) {
@@ -326,11 +331,17 @@ static void ingest_done(struct crab_store_job *job, enum crab_job_status status)
 			gw->counters.events_accepted++;
 			if (j->bind_lease_id != NULL)
 				lease_bound(gw, j->bind_lease_id, j->session_id);
-			crab_turns_accepted(gw->turns, j->session_id, j->event_id, j->arrived_us);
 		}
 		answer_json(j->answer, j->answer_arg, 202, json_pack("{s:s, s:s, s:b}", "event_id",
 		    j->result_event_id, "session_id", j->session_id, "duplicate", j->duplicate));
 	}
+	/* The producer has its answer; now the turn. The reserved slot: the turn started
+	 * in this commit, or the slot goes back (and an accepted event is queued). */
+	if (j->turn != NULL)
+		crab_turns_reserved_done(gw->turns, j->turn, accepted && j->turn_started,
+		    accepted ? j->session_id : NULL, j->event_id);
+	else if (accepted)
+		crab_turns_accepted(gw->turns, j->session_id, j->event_id);
 	ingest_job_free(j);
 }
 
@@ -419,7 +430,6 @@ void crab_ingest(struct crab_gateway *gw, const char *body, size_t len,
 	struct ingest_job *j;
 	struct crab_envelope env;
 	struct crab_error err;
-	int64_t arrived_us = crab_monotonic_us();
 
 	if (crab_envelope_parse(body, len, &env, &err) != 0) {
 		crab_ingest_answer_error(gw, answer, arg, &err);
@@ -438,7 +448,7 @@ void crab_ingest(struct crab_gateway *gw, const char *body, size_t len,
 	j->gw = gw;
 	j->answer = answer;
 	j->answer_arg = arg;
-	j->arrived_us = arrived_us;
+	j->turn = crab_turns_reserve(gw->turns);
 	j->now = crab_clock_now_ms();
 	j->channel_message = !env.internal;
 	crab_id_new("evt", j->event_id);

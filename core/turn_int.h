@@ -20,7 +20,7 @@
 /* An accepted event waiting for its turn. */
 struct pending {
 	struct pending *next;
-	int64_t ingest_us; /* arrival to commit; -1 when recovered at start */
+	int fresh; /* accepted since this start (else read back: it may have a turn already) */
 	char event_id[CRAB_ID_MAX];
 };
 
@@ -95,6 +95,11 @@ struct turn {
 /* turn_run.c */
 struct turn *crab_turn_start(struct crab_turns *t, struct tsession *s, struct pending *p);
 void crab_turn_cancel(struct turn *tr);
+/* A turn for a reserved slot, before its event is accepted (turns.h); in_store until
+ * adopted (its accepting job started it: call the model) or unreserved (freed). */
+struct turn *crab_turn_new_reserved(struct crab_turns *t);
+void crab_turn_adopt(struct turn *tr, struct tsession *s, struct pending *p);
+void crab_turn_unreserve(struct turn *tr);
 
 /* turns.c: the turn has ended (stored, skipped, or dropped at shutdown with its event
  * still pending in the store): its session moves on. */

@@ -161,6 +161,18 @@ static int write_started(struct crab_store *st, struct turn *tr)
 	});
 }
 
+/* A new turn of the event in tr->ev: its agent and model, turn.started, the history. */
+static int begin_new(struct crab_store *st, struct turn *tr)
+{
+	const struct crab_config *cfg = tr->t->gw->cfg;
+
+	tr->agent = crab_config_agent_find(cfg, tr->ev.agent_id);
+	tr->model = tr->agent ? crab_config_model_find(cfg, tr->agent->model) : NULL;
+	if (write_started(st, tr) != 0)
+		return -1;
+	return tr->agent != NULL ? load_history(st, tr) : 0;
+}
+
 /* The store side of a turn's start: read the event, store turn.started (or find the turn
  * a crash cut), read the history. */
 static int begin_work(struct crab_store *st, struct turn *tr)
@@ -178,24 +190,50 @@ static int begin_work(struct crab_store *st, struct turn *tr)
 		tr->skip = 1;
 		return rc < 0 ? -1 : 0;
 	}
-	tr->agent = crab_config_agent_find(cfg, tr->ev.agent_id);
-	tr->model = tr->agent ? crab_config_model_find(cfg, tr->agent->model) : NULL;
 	/* Only an event from before this start can have a turn already: one accepted since
 	 * gets its first turn here (a begin that failed rolled its turn back). */
-	rc = tr->p->ingest_us >= 0 ? 0 : crab_store_turn_by_event(st, tr->ev.id, &prior);
+	rc = tr->p->fresh ? 0 : crab_store_turn_by_event(st, tr->ev.id, &prior);
 	crab_store_turn_free_payloads(&prior);
 	if (rc < 0)
 		return -1;
-	if (rc == 1 && strcmp(prior.status, "running") != 0) {
+	if (rc == 0)
+		return begin_new(st, tr);
+	if (strcmp(prior.status, "running") != 0) {
 		/* finished before, its event not marked: repair, never run twice */
 		tr->skip = 1;
 		return crab_store_inbox_done(st, tr->ev.id);
 	}
-	if (rc == 1)
-		crab_strlcpy(tr->turn_id, prior.id, sizeof(tr->turn_id)); /* a crash cut it */
-	else if (write_started(st, tr) != 0)
-		return -1;
+	crab_strlcpy(tr->turn_id, prior.id, sizeof(tr->turn_id)); /* a crash cut it */
+	tr->agent = crab_config_agent_find(cfg, tr->ev.agent_id);
+	tr->model = tr->agent ? crab_config_model_find(cfg, tr->agent->model) : NULL;
 	return tr->agent != NULL ? load_history(st, tr) : 0;
+}
+
+int crab_turn_begin_accepted(struct crab_store *st, struct turn *tr,
+    const struct crab_store_event *ev)
+{
+	int rc = crab_store_inbox_others_pending(st, ev->session_id, ev->id);
+
+	if (rc != 0)
+		return rc < 0 ? -1 : 0; /* the session is busy: the event waits its turn */
+	crab_store_inbox_row_free(&tr->ev);
+	memset(&tr->ev, 0, sizeof(tr->ev));
+	if (crab_strlcpy(tr->ev.id, ev->id, sizeof(tr->ev.id)) >= sizeof(tr->ev.id) ||
+	    crab_strlcpy(tr->ev.tenant_id, ev->tenant_id, sizeof(tr->ev.tenant_id)) >=
+		sizeof(tr->ev.tenant_id) ||
+	    crab_strlcpy(tr->ev.agent_id, ev->agent_id, sizeof(tr->ev.agent_id)) >=
+		sizeof(tr->ev.agent_id) ||
+	    crab_strlcpy(tr->ev.session_id, ev->session_id, sizeof(tr->ev.session_id)) >=
+		sizeof(tr->ev.session_id) ||
+	    crab_strlcpy(tr->ev.type, ev->type, sizeof(tr->ev.type)) >= sizeof(tr->ev.type))
+		return 0; /* cannot happen with what ingest accepts; the queue would read it back */
+	crab_strlcpy(tr->ev.state, "pending", sizeof(tr->ev.state));
+	tr->ev.envelope = xstrdup(ev->envelope_json);
+	tr->ev.target = ev->target_json ? xstrdup(ev->target_json) : NULL;
+	tr->ev.received_at = ev->received_at;
+	free(tr->history);
+	tr->history = NULL;
+	return begin_new(st, tr) == 0 ? 1 : -1;
 }
 
 static int begin_run(struct crab_store *st, struct crab_store_job *job)
@@ -415,9 +453,8 @@ static void finish_done(struct crab_store_job *job, enum crab_job_status status)
 	else
 		t->completed++;
 	crab_hist_add(&t->model_us, tr->model_us);
-	if (tr->p->ingest_us >= 0)
-		crab_hist_add(&t->overhead_us,
-		    tr->p->ingest_us + (crab_monotonic_us() - tr->begin_us) - tr->model_us);
+	if (tr->p->fresh)
+		crab_hist_add(&t->overhead_us, crab_monotonic_us() - tr->begin_us - tr->model_us);
 	o = (struct crab_turn_outcome){
 		.status = tr->failed ? "failed" : "completed", .event_id = tr->ev.id,
 		.turn_id = tr->turn_id, .session_id = tr->ev.session_id,
@@ -522,6 +559,25 @@ struct turn *crab_turn_start(struct crab_turns *t, struct tsession *s, struct pe
 
 	submit(tr, begin_run, begin_done);
 	return tr;
+}
+
+struct turn *crab_turn_new_reserved(struct crab_turns *t)
+{
+	return turn_new(t, NULL, NULL);
+}
+
+void crab_turn_adopt(struct turn *tr, struct tsession *s, struct pending *p)
+{
+	tr->s = s;
+	tr->p = p;
+	tr->begin_us = crab_monotonic_us(); /* accepted now: the turn's time begins */
+	tr->in_store = 0;
+	begin_ready(tr);
+}
+
+void crab_turn_unreserve(struct turn *tr)
+{
+	turn_free(tr);
 }
 
 void crab_turn_cancel(struct turn *tr)

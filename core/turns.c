@@ -54,14 +54,21 @@ static void make_ready(struct crab_turns *t, struct tsession *s)
 	}
 }
 
-static void queue_event(struct crab_turns *t, const char *session_id, const char *event_id,
-    int64_t ingest_us)
+static struct pending *pending_new(const char *event_id, int fresh)
 {
-	struct tsession *s = session_of(t, session_id);
 	struct pending *p = xcalloc(1, sizeof(*p));
 
 	crab_strlcpy(p->event_id, event_id, sizeof(p->event_id));
-	p->ingest_us = ingest_us;
+	p->fresh = fresh;
+	return p;
+}
+
+static void queue_event(struct crab_turns *t, const char *session_id, const char *event_id,
+    int fresh)
+{
+	struct tsession *s = session_of(t, session_id);
+	struct pending *p = pending_new(event_id, fresh);
+
 	if (s->tail != NULL)
 		s->tail->next = p;
 	else
@@ -72,14 +79,43 @@ static void queue_event(struct crab_turns *t, const char *session_id, const char
 	kick(t);
 }
 
-void crab_turns_accepted(struct crab_turns *t, const char *session_id, const char *event_id,
-    int64_t arrived_us)
+void crab_turns_accepted(struct crab_turns *t, const char *session_id, const char *event_id)
 {
 	if (!t->overflow && t->queued >= t->queue_max)
 		t->overflow = 1; /* a backlog: it stays in the store until the queue runs dry */
 	if (t->overflow)
 		return;
-	queue_event(t, session_id, event_id, crab_monotonic_us() - arrived_us);
+	queue_event(t, session_id, event_id, 1);
+}
+
+struct turn *crab_turns_reserve(struct crab_turns *t)
+{
+	if (t->draining || t->overflow || t->running >= t->max_running)
+		return NULL;
+	t->running++;
+	return crab_turn_new_reserved(t);
+}
+
+void crab_turns_reserved_done(struct crab_turns *t, struct turn *tr, int started,
+    const char *session_id, const char *event_id)
+{
+	struct tsession *s;
+
+	if (!started) {
+		t->running--;
+		crab_turn_unreserve(tr);
+		if (session_id != NULL)
+			crab_turns_accepted(t, session_id, event_id);
+		kick(t);
+		return;
+	}
+	/* Its commit saw no other event of the session waiting, and every answer of the
+	 * commits before it has run: the session is idle here too. */
+	s = session_of(t, session_id);
+	if (s->running != NULL || s->head != NULL)
+		fatalx("turns: session %s started a turn at acceptance while busy", session_id);
+	s->running = tr;
+	crab_turn_adopt(tr, s, pending_new(event_id, 1));
 }
 
 /* Starts turns while there are slots and ready sessions. */
@@ -217,7 +253,7 @@ static void reload_done(struct crab_store_job *job, enum crab_job_status status)
 			    t->overflow ? ", more wait there" : "");
 		for (size_t i = 0; i < j->n; i++) {
 			if (!is_running(t, j->events[i].session_id, j->events[i].event_id))
-				queue_event(t, j->events[i].session_id, j->events[i].event_id, -1);
+				queue_event(t, j->events[i].session_id, j->events[i].event_id, 0);
 		}
 	}
 	free(j->events);

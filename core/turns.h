@@ -22,10 +22,24 @@ void crab_turns_free(struct crab_turns *t);
 /* Loads the events still pending in the store and queues them (at start). */
 void crab_turns_recover(struct crab_turns *t);
 
-/* An event was accepted (committed): queue its turn. arrived_us is when ingress got it
- * (crab_monotonic_us), for the overhead figures. */
-void crab_turns_accepted(struct crab_turns *t, const char *session_id, const char *event_id,
-    int64_t arrived_us);
+/* An event was accepted (committed): queue its turn. */
+void crab_turns_accepted(struct crab_turns *t, const char *session_id, const char *event_id);
+
+/* A turn may start in the commit that accepts its event, when its session has nothing
+ * else waiting: one commit fewer before the model is called. Ingest reserves a slot before
+ * it submits the event (NULL: none free, or draining); the accepting job, on the store
+ * worker, calls crab_turn_begin_accepted once the event is stored: 1 when it started the
+ * turn, 0 when the session was busy, -1 on a store error. Its answer, on the loop, hands
+ * the slot back with crab_turns_reserved_done: started (and committed) calls the model;
+ * otherwise the slot is freed and, with a session_id, the event is queued as accepted. */
+struct turn;
+struct crab_store;
+struct crab_store_event;
+struct turn *crab_turns_reserve(struct crab_turns *t);
+int crab_turn_begin_accepted(struct crab_store *st, struct turn *tr,
+    const struct crab_store_event *ev);
+void crab_turns_reserved_done(struct crab_turns *t, struct turn *tr, int started,
+    const char *session_id, const char *event_id);
 
 /* Stops starting turns (shutdown); running ones go on until they finish or are freed. */
 void crab_turns_drain(struct crab_turns *t);

@@ -200,6 +200,9 @@ int crab_store_inbox_get(struct crab_store *st, const char *event_id,
 int crab_store_inbox_pending(struct crab_store *st, int64_t limit,
     int (*cb)(void *arg, const char *event_id, const char *session_id), void *arg);
 int crab_store_inbox_done(struct crab_store *st, const char *event_id);
+/* 1 when another event than event_id of the session is pending, 0 when none is. */
+int crab_store_inbox_others_pending(struct crab_store *st, const char *session_id,
+    const char *event_id);
 
 struct crab_store_turn {
 	char id[CRAB_STORE_ID_MAX];

@@ -79,6 +79,20 @@ int crab_store_inbox_pending(struct crab_store *st, int64_t limit,
 	return exec(st, "inbox_pending", sql, 1, p, pending_row, &w, NULL);
 }
 
+int crab_store_inbox_others_pending(struct crab_store *st, const char *session_id,
+    const char *event_id)
+{
+	static const char sql[] =
+		"SELECT 1 FROM inbox WHERE session_id = $1 AND state = 'pending' AND id <> $2"
+		" LIMIT 1";
+	const struct crab_db_param p[] = {CRAB_DB_T(session_id), CRAB_DB_T(event_id)};
+	int64_t found = 0;
+
+	if (exec(st, "inbox_others_pending", sql, 2, p, crab_db_row_int, &found, NULL) == -1)
+		return -1;
+	return found == 1;
+}
+
 int crab_store_inbox_done(struct crab_store *st, const char *event_id)
 {
 	static const char sql[] = "UPDATE inbox SET state = 'done' WHERE id = $1";
