@@ -120,8 +120,8 @@ static int load_history(struct crab_store *st, struct turn *tr)
 	int rc = 0;
 
 	if (tr->agent->history_max_turns > 0)
-		rc = crab_store_history(st, tr->ev.session_id, tr->turn_id,
-		    tr->agent->history_max_turns, history_row, &h);
+		rc = crab_store_history(st, tr->turn_id, tr->agent->history_max_turns,
+		    history_row, &h);
 	for (size_t i = h.n; i > 0; i--) { /* oldest first */
 		const char *part = h.parts[i - 1];
 		if (part[0] != '\0') {
@@ -151,8 +151,7 @@ static int write_started(struct crab_store *st, struct turn *tr)
 	crab_strlcpy(row.model, tr->model ? tr->model->id : "", sizeof(row.model));
 	snprintf(key, sizeof(key), "%s:started", tr->turn_id);
 	snprintf(data, sizeof(data), "{\"event_id\":\"%s\"}", tr->ev.id); /* a minted id */
-	if (crab_store_turn_insert(st, &row) != 0 ||
-	    crab_store_session_seq(st, tr->ev.session_id, 1, &seq) != 0)
+	if (crab_store_turn_start(st, &row, &seq) != 0)
 		return -1;
 	return crab_outbox_put(st, &(struct crab_outbox_event){
 		.type = "turn.started", .tenant_id = tr->ev.tenant_id, .agent_id = tr->ev.agent_id,

@@ -156,17 +156,25 @@ static const char *const migrations[] = {
 	" PRIMARY KEY (module, key));",
 
 	/* 3: turns. The inbox keeps where an event's answer goes and which events still
-	 * wait for their turn; a session counts the seq of its events; last_active keeps
-	 * the channel an actor (or anyone of a tenant, actor_id '') last used with an agent,
-	 * where internal events without a target are answered (PROTOCOLS.md §1). */
+	 * wait for their turn (in order, and per session, so that an event for an idle
+	 * session starts its turn in the commit that accepts it). A session counts the seq
+	 * of its events and its turns, and names its last turn: each turn names the one
+	 * before it, so history and listings walk a session's turns backwards by primary key
+	 * and no index by session is written per turn (it cost a random page per turn).
+	 * last_active keeps the channel an actor (or anyone of a tenant, actor_id '') last
+	 * used with an agent, where internal events without a target are answered
+	 * (PROTOCOLS.md §1). */
 	"ALTER TABLE inbox ADD COLUMN target TEXT;"
 	"CREATE INDEX inbox_pending ON inbox (id) WHERE state = 'pending';"
+	"CREATE INDEX inbox_pending_session ON inbox (session_id) WHERE state = 'pending';"
 	"ALTER TABLE sessions ADD COLUMN last_seq BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE sessions ADD COLUMN last_turn_id TEXT;"
+	"ALTER TABLE sessions ADD COLUMN turn_count BIGINT NOT NULL DEFAULT 0;"
 	"ALTER TABLE turns ADD COLUMN agent_id TEXT;"
 	"ALTER TABLE turns ADD COLUMN input TEXT;"
 	"ALTER TABLE turns ADD COLUMN output TEXT;"
+	"ALTER TABLE turns ADD COLUMN prev_turn_id TEXT;"
 	"CREATE INDEX turns_event ON turns (event_id);"
-	"CREATE INDEX turns_session_order ON turns (session_id, id);"
 	"CREATE TABLE last_active ("
 	" tenant_id TEXT NOT NULL,"
 	" agent_id TEXT NOT NULL,"
@@ -177,15 +185,12 @@ static const char *const migrations[] = {
 	" updated_at BIGINT NOT NULL,"
 	" PRIMARY KEY (tenant_id, agent_id, actor_id));",
 
-	/* 4: indexes no query uses cost a random page write per event: turns by session
-	 * use turns_session_order, nothing reads the inbox by session, and the outbox is
-	 * read in id order. */
+	/* 4: indexes no query uses cost a random page write per event: turns are walked
+	 * by their chain, nothing reads the inbox by session but for pending events, and
+	 * the outbox is read in id order. */
 	"DROP INDEX turns_session;"
 	"DROP INDEX inbox_session;"
-	"DROP INDEX event_outbox_session;"
-	/* Whether a session has events waiting, so that an event for an idle session starts
-	 * its turn in the commit that accepts it: only pending rows, a small hot index. */
-	"CREATE INDEX inbox_pending_session ON inbox (session_id) WHERE state = 'pending';",
+	"DROP INDEX event_outbox_session;",
 };
 
 static const char create_migrations_sql[] =

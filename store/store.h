@@ -218,19 +218,22 @@ struct crab_store_turn {
 	char *request, *response, *input, *output, *usage, *error;
 };
 void crab_store_turn_free_payloads(struct crab_store_turn *t);
-/* Writes a running turn (no payloads). */
-int crab_store_turn_insert(struct crab_store *st, const struct crab_store_turn *t);
+/* Writes a running turn (no payloads) as its session's last, after the one that was,
+ * and reserves one seq of the session for its turn.started: *seq. */
+int crab_store_turn_start(struct crab_store *st, const struct crab_store_turn *t,
+    int64_t *seq);
 /* Stores the finished turn: status, payloads, finished_at. */
 int crab_store_turn_finish(struct crab_store *st, const struct crab_store_turn *t);
 /* The turn of an event (the latest), or of an id: 1 found, 0 none, -1 error. */
 int crab_store_turn_by_event(struct crab_store *st, const char *event_id,
     struct crab_store_turn *out);
 int crab_store_turn_get(struct crab_store *st, const char *turn_id, struct crab_store_turn *out);
-/* A session's completed turns before before_id (NULL: all), newest first, at most limit:
+/* Of the limit turns before turn_id in its session, the completed ones, newest first:
  * cb(arg, input, output); non-zero stops. */
-int crab_store_history(struct crab_store *st, const char *session_id, const char *before_id,
-    int64_t limit, int (*cb)(void *arg, const char *input, const char *output), void *arg);
-/* A session's turns, oldest first (no payloads except input/output/error). */
+int crab_store_history(struct crab_store *st, const char *turn_id, int64_t limit,
+    int (*cb)(void *arg, const char *input, const char *output), void *arg);
+/* A session's latest limit turns, oldest first (no payloads except input, output, usage
+ * and error). */
 int crab_store_turn_list(struct crab_store *st, const char *session_id, int64_t limit,
     int (*cb)(const struct crab_store_turn *t, void *arg), void *arg);
 

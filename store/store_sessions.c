@@ -21,7 +21,7 @@ void crab_store_session_info_free(struct crab_store_session_info *s)
 #define SESSION_COLS \
 	"s.id, s.tenant_id, s.agent_id, s.runtime_key, s.memory_key, s.status," \
 	" s.last_active_channel, s.created_at, s.updated_at, s.closed_at, s.last_seq," \
-	" (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id)"
+	" s.turn_count"
 
 static void session_fill(struct crab_store_session_info *s, const char *const *v)
 {

@@ -112,16 +112,27 @@ void crab_store_turn_free_payloads(struct crab_store_turn *t)
 	t->request = t->response = t->input = t->output = t->usage = t->error = NULL;
 }
 
-int crab_store_turn_insert(struct crab_store *st, const struct crab_store_turn *t)
+int crab_store_turn_start(struct crab_store *st, const struct crab_store_turn *t,
+    int64_t *seq)
 {
-	static const char sql[] =
+	/* The turn names the session's last turn before it; then it is the last. */
+	static const char insert_sql[] =
 		"INSERT INTO turns (id, tenant_id, agent_id, session_id, event_id, status, model,"
-		" config_revision, started_at) VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8)";
+		" config_revision, started_at, prev_turn_id) VALUES ($1, $2, $3, $4, $5, 'running',"
+		" $6, $7, $8, (SELECT last_turn_id FROM sessions WHERE id = $4))";
+	static const char session_sql[] =
+		"UPDATE sessions SET last_seq = last_seq + 1, last_turn_id = $2,"
+		" turn_count = turn_count + 1 WHERE id = $1 RETURNING last_seq";
 	const struct crab_db_param p[] = {CRAB_DB_T(t->id), CRAB_DB_T(t->tenant_id),
 		CRAB_DB_T(t->agent_id), CRAB_DB_T(t->session_id), CRAB_DB_T(t->event_id),
 		CRAB_DB_T(t->model), CRAB_DB_I(t->config_revision), CRAB_DB_I(t->started_at)};
+	const struct crab_db_param sp[] = {CRAB_DB_T(t->session_id), CRAB_DB_T(t->id)};
 
-	return exec(st, "turn_insert", sql, 8, p, NULL, NULL, NULL);
+	*seq = -1;
+	if (exec(st, "turn_start", insert_sql, 8, p, NULL, NULL, NULL) == -1 ||
+	    exec(st, "turn_start", session_sql, 2, sp, crab_db_row_int, seq, NULL) == -1)
+		return -1;
+	return *seq > 0 ? 0 : fail_msg(st, "turn_start", "no such session");
 }
 
 int crab_store_turn_finish(struct crab_store *st, const struct crab_store_turn *t)
@@ -225,18 +236,24 @@ static int history_row(void *ud, int ncol, const char *const *v)
 	return w->cb(w->arg, v[0] ? v[0] : "", v[1] ? v[1] : "");
 }
 
-int crab_store_history(struct crab_store *st, const char *session_id, const char *before_id,
-    int64_t limit, int (*cb)(void *arg, const char *input, const char *output), void *arg)
+/* A session's turns walked backwards along their chain (prev_turn_id), by primary key:
+ * chain(id, n) holds the n-th turn back, at most $2 of them. */
+#define CHAIN_BACK(start) \
+	"WITH RECURSIVE chain (id, n) AS (" start \
+	" UNION ALL SELECT t.prev_turn_id, c.n + 1 FROM chain c JOIN turns t ON t.id = c.id" \
+	" WHERE c.n < $2) "
+
+int crab_store_history(struct crab_store *st, const char *turn_id, int64_t limit,
+    int (*cb)(void *arg, const char *input, const char *output), void *arg)
 {
 	static const char sql[] =
-		"SELECT input, output FROM turns WHERE session_id = $1 AND id < $2"
-		" AND status = 'completed' ORDER BY id DESC LIMIT $3";
-	/* "~" sorts after every id: "before nothing" means all. */
-	const struct crab_db_param p[] = {CRAB_DB_T(session_id),
-		CRAB_DB_T(before_id != NULL ? before_id : "~"), CRAB_DB_I(limit)};
+		CHAIN_BACK("SELECT prev_turn_id, 1 FROM turns WHERE id = $1")
+		"SELECT t.input, t.output FROM chain c JOIN turns t ON t.id = c.id"
+		" WHERE t.status = 'completed' ORDER BY c.n";
+	const struct crab_db_param p[] = {CRAB_DB_T(turn_id), CRAB_DB_I(limit)};
 	struct history_walk w = {cb, arg};
 
-	return exec(st, "history", sql, 3, p, history_row, &w, NULL);
+	return exec(st, "history", sql, 2, p, history_row, &w, NULL);
 }
 
 struct turn_walk {
@@ -266,9 +283,10 @@ int crab_store_turn_list(struct crab_store *st, const char *session_id, int64_t 
     int (*cb)(const struct crab_store_turn *t, void *arg), void *arg)
 {
 	static const char sql[] =
-		"SELECT id, tenant_id, agent_id, session_id, event_id, status, model,"
-		" config_revision, started_at, finished_at, NULL, NULL, input, output, usage, error"
-		" FROM turns WHERE session_id = $1 ORDER BY id LIMIT $2";
+		CHAIN_BACK("SELECT last_turn_id, 1 FROM sessions WHERE id = $1")
+		"SELECT t.id, t.tenant_id, t.agent_id, t.session_id, t.event_id, t.status, t.model,"
+		" t.config_revision, t.started_at, t.finished_at, NULL, NULL, t.input, t.output,"
+		" t.usage, t.error FROM chain c JOIN turns t ON t.id = c.id ORDER BY c.n DESC";
 	const struct crab_db_param p[] = {CRAB_DB_T(session_id), CRAB_DB_I(limit)};
 	struct turn_walk w = {cb, arg, 0};
 

@@ -469,6 +469,17 @@ static void insert_event(struct crab_store *st, const char *id, const char *sess
 }
 
 /* Turns: the inbox's pending events, turn rows with payloads, history, seq, outbox. */
+/* Appends the last digit of each listed turn's id. */
+static int list_turn(const struct crab_store_turn *t, void *arg)
+{
+	char *order = arg;
+	size_t n = strlen(order);
+
+	order[n] = t->id[strlen(t->id) - 1];
+	order[n + 1] = '\0';
+	return 0;
+}
+
 static void test_turns(struct crab_store *st, int64_t now)
 {
 	struct crab_store_session s;
@@ -520,7 +531,8 @@ static void test_turns(struct crab_store *st, int64_t now)
 		snprintf(t.model, sizeof(t.model), "echo");
 		t.config_revision = 3;
 		t.started_at = now;
-		CHECK(crab_store_turn_insert(st, &t) == 0, name("a running turn is stored"));
+		CHECK(crab_store_turn_start(st, &t, &first) == 0 && first == 4 + i,
+		    name("a running turn is stored with the seq of its turn.started"));
 		if (i == 2)
 			break; /* the last one stays running */
 		snprintf(t.status, sizeof(t.status), "completed");
@@ -537,16 +549,31 @@ static void test_turns(struct crab_store *st, int64_t now)
 		got.request != NULL && strcmp(got.request, "{\"model\":\"x\"}") == 0 &&
 		strcmp(got.model, "echo") == 0, name("a turn reads back with model, revision, request"));
 	crab_store_turn_free_payloads(&got);
-	CHECK(crab_store_history(st, s.id, "trn_turns_2", 10, history_row, hist) == 0 &&
+	CHECK(crab_store_history(st, "trn_turns_2", 10, history_row, hist) == 0 &&
 		strstr(hist, "B") < strstr(hist, "A") && strstr(hist, "B") != NULL,
 	    name("history: completed turns before this one, newest first"));
 	hist[0] = '\0';
-	crab_store_history(st, s.id, "trn_turns_2", 1, history_row, hist);
+	crab_store_history(st, "trn_turns_2", 1, history_row, hist);
 	CHECK(strstr(hist, "B") != NULL && strstr(hist, "A") == NULL, name("history honours its limit"));
 	hist[0] = '\0';
-	crab_store_history(st, s.id, "trn_turns_1", 10, history_row, hist);
+	crab_store_history(st, "trn_turns_1", 10, history_row, hist);
 	CHECK(strstr(hist, "A") != NULL && strstr(hist, "B") == NULL,
 	    name("history holds only turns before the given one"));
+	hist[0] = '\0';
+	crab_store_history(st, "trn_turns_0", 10, history_row, hist);
+	CHECK(hist[0] == '\0', name("a session's first turn has no history"));
+	{
+		struct crab_store_session_info info;
+		char order[64] = "";
+		CHECK(crab_store_turn_list(st, s.id, 10, list_turn, order) == 0 &&
+			strcmp(order, "012") == 0, name("a session's turns listed oldest first"));
+		order[0] = '\0';
+		CHECK(crab_store_turn_list(st, s.id, 2, list_turn, order) == 0 &&
+			strcmp(order, "12") == 0, name("a limited listing has the latest turns"));
+		CHECK(crab_store_session_info(st, s.id, &info) == 1 && info.turns == 3 &&
+			info.last_seq == 6, name("a session counts its turns and seq"));
+		crab_store_session_info_free(&info);
+	}
 
 	{
 		const struct crab_store_outbox o = {.id = "evt_out_1", .tenant_id = "t1",
