@@ -15,6 +15,7 @@
 
 #define BATCH_MAX 4096 /* bounds one transaction's size and the loop's reply burst */
 #define IDLE_TRIM_S 1  /* quiet this long after work, caches and free heap go back */
+#define DONE_BURST 64  /* jobs answered in one go on the loop */
 
 /* A singly linked list of jobs with a tail pointer. */
 struct jobq {
@@ -28,7 +29,7 @@ struct crab_storeq {
 	pthread_mutex_t lock;
 	pthread_cond_t wake, sync_wake;
 	struct jobq todo, to_sync, done; /* under lock */
-	struct event *done_ev;
+	struct event *done_ev, *more_ev;
 	struct crab_storeq_stats stats; /* under lock */
 	size_t pending; /* loop thread only */
 	int stop, worker_stopped;
@@ -209,15 +210,32 @@ static void *sync_main(void *arg)
 	return NULL;
 }
 
+/* Answers DONE_BURST jobs at a time: a group commit can hand back thousands, and
+ * answering them all at once would keep the loop from its sockets meanwhile. The rest
+ * waits for a timer of 0, which runs after the loop has looked at its sockets again. */
 static void done_cb(evutil_socket_t fd, short what, void *arg)
 {
+	static const struct timeval now = {0, 0};
 	struct crab_storeq *q = arg;
-	struct crab_store_job *j, *next;
+	struct crab_store_job *j, *next, *rest;
+	int n = 0;
 	(void)fd;
 	(void)what;
 
 	pthread_mutex_lock(&q->lock);
-	j = jobq_take(&q->done);
+	j = q->done.head;
+	for (rest = j; rest != NULL && n < DONE_BURST; rest = rest->next)
+		n++;
+	if (rest == NULL) {
+		jobq_init(&q->done);
+	} else {
+		struct crab_store_job **cut = &j;
+		while (*cut != rest)
+			cut = &(*cut)->next;
+		*cut = NULL;
+		q->done.head = rest;
+		evtimer_add(q->more_ev, &now);
+	}
 	pthread_mutex_unlock(&q->lock);
 	for (; j != NULL; j = next) {
 		next = j->next; /* done may free or resubmit the job */
@@ -249,10 +267,15 @@ struct crab_storeq *crab_storeq_new(struct event_base *base, struct crab_store *
 	cond_init_monotonic(&q->wake);
 	pthread_cond_init(&q->sync_wake, NULL);
 	q->done_ev = event_new(base, -1, 0, done_cb, q);
+	q->more_ev = evtimer_new(base, done_cb, q);
 	if (pthread_create(&q->thread, NULL, worker_main, q) != 0)
 		fatalx("cannot start the store worker thread");
-	if (q->sync_apart && pthread_create(&q->sync_thread, NULL, sync_main, q) != 0)
-		fatalx("cannot start the store sync thread");
+	pthread_setname_np(q->thread, "crab-store"); /* as top -H and ps -L show it */
+	if (q->sync_apart) {
+		if (pthread_create(&q->sync_thread, NULL, sync_main, q) != 0)
+			fatalx("cannot start the store sync thread");
+		pthread_setname_np(q->sync_thread, "crab-sync");
+	}
 	return q;
 }
 
@@ -291,6 +314,7 @@ void crab_storeq_free(struct crab_storeq *q)
 	if (q->pending != 0)
 		log_warnx("store worker stopped with %zu jobs unanswered", q->pending);
 	event_free(q->done_ev);
+	event_free(q->more_ev);
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->wake);
 	pthread_cond_destroy(&q->sync_wake);

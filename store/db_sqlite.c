@@ -163,6 +163,7 @@ static int start_checkpointer(struct sq_conn *c, const char *path, char *err, si
 		pthread_mutex_destroy(&c->mu);
 		return -1;
 	}
+	pthread_setname_np(c->ckpt_thread, "crab-checkpoint");
 	c->ckpt_running = 1;
 	return 0;
 }
