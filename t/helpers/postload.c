@@ -8,7 +8,11 @@
  * channel.message.received events one after the other, with message ids and explicit
  * idempotency keys PREFIX-THREAD-SEQ, and appends "KEY EVENT_ID" to ACKED for every 202.
  * With -a ACTORS the events come from that many actors (a0, a1, ...: as many sessions)
- * instead of one.
+ * instead of one. With -R RATE the posts are paced: RATE a second in all, each connection
+ * posting at its own even interval (one that falls behind posts at once until it has
+ * caught up), instead of each post following the last answer at once.
+ * The summary on stderr ends with the acknowledgement latency (post sent to 202 read),
+ * "ack_us p50 N p99 N max N".
  * The second form (replay) posts every key of ACKED again and checks that each answer is
  * a 202 with "duplicate": true and the same event id.
  *
@@ -52,6 +56,8 @@ struct opts {
 	long conns;
 	long total;
 	long actors; /* -a: spread events over this many actors (sessions); 0 = one */
+	double rate; /* -R: posts a second in all; 0 = as fast as answered */
+	double t0;   /* when the first post of a paced run is due */
 };
 
 struct worker {
@@ -65,6 +71,8 @@ struct worker {
 	long first, count;
 	/* results */
 	long sent, accepted, duplicate, other_status, mismatched, dropped, reconnects;
+	long *ack_us; /* one per post answered */
+	long nack;
 };
 
 static void die(const char *fmt, ...)
@@ -82,7 +90,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 	    "usage: postload -u http://HOST:PORT -t TOKEN -c CONNS -n TOTAL [-p PREFIX] [-o ACKED]\n"
-	    "                [-a ACTORS]\n"
+	    "                [-a ACTORS] [-R RATE]\n"
 	    "       postload -u http://HOST:PORT -t TOKEN -c CONNS -r ACKED\n");
 	exit(2);
 }
@@ -92,6 +100,25 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_until(double t)
+{
+	double d = t - now_s();
+	struct timespec ts;
+
+	if (d <= 0)
+		return;
+	ts.tv_sec = (time_t)d;
+	ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+	return (x > y) - (x < y);
 }
 
 static void parse_url(const char *url, struct opts *o)
@@ -268,8 +295,11 @@ static void *worker_main(void *arg)
 		w->dropped++;
 		goto out;
 	}
+	if ((w->ack_us = calloc((size_t)(n > 0 ? n : 1), sizeof(*w->ack_us))) == NULL)
+		goto out;
 	for (i = 0; i < n; i++) {
 		const struct replay_entry *e = w->replay ? &w->replay[w->first + i] : NULL;
+		double sent_at;
 		int len;
 
 		if (e != NULL)
@@ -281,12 +311,16 @@ static void *worker_main(void *arg)
 			fprintf(stderr, "postload: request too large for key '%s'\n", key);
 			break;
 		}
+		if (o->rate > 0) /* connection k of C posts at t0 + (k + i * C) / rate */
+			sleep_until(o->t0 + (double)(w->index + i * o->conns) / o->rate);
 		w->sent++;
+		sent_at = now_s();
 		if (send_all(fd, req, (size_t)len) != 0 ||
 		    read_response(fd, buf, cap, &have, r) != 0) {
 			w->dropped++; /* reset, closed or silent: this connection is done */
 			break;
 		}
+		w->ack_us[w->nack++] = (long)((now_s() - sent_at) * 1e6);
 		if (r->status != 202 || json_str(r->body, "event_id", event_id, sizeof(event_id)) != 0) {
 			w->other_status++;
 			if (e != NULL)
@@ -368,12 +402,12 @@ int main(int argc, char **argv)
 	struct worker *w;
 	long per, extra, next = 0, replay_n = 0;
 	long sent = 0, accepted = 0, duplicate = 0, other = 0, mismatched = 0, dropped = 0;
-	long reconnects = 0;
+	long reconnects = 0, nack = 0, *acks = NULL;
 	int acked_fd = -1, ch, rc;
 	const char *url = NULL;
 	double t0, dt;
 
-	while ((ch = getopt(argc, argv, "u:t:c:n:p:o:r:a:")) != -1) {
+	while ((ch = getopt(argc, argv, "u:t:c:n:p:o:r:a:R:")) != -1) {
 		switch (ch) {
 		case 'u': url = optarg; break;
 		case 't': o.token = optarg; break;
@@ -383,6 +417,7 @@ int main(int argc, char **argv)
 		case 'o': o.acked_path = optarg; break;
 		case 'r': o.replay_path = optarg; break;
 		case 'a': o.actors = strtol(optarg, NULL, 10); break;
+		case 'R': o.rate = strtod(optarg, NULL); break;
 		default: usage();
 		}
 	}
@@ -407,6 +442,7 @@ int main(int argc, char **argv)
 	per = o.total / o.conns;
 	extra = o.total % o.conns;
 	t0 = now_s();
+	o.t0 = t0 + 0.01; /* a paced run begins once every thread has started */
 	for (long i = 0; i < o.conns; i++) {
 		struct opts *mine = NULL;
 		w[i].index = (int)i;
@@ -431,6 +467,12 @@ int main(int argc, char **argv)
 	}
 	for (long i = 0; i < o.conns; i++) {
 		pthread_join(w[i].thread, NULL);
+		acks = realloc(acks, (size_t)(nack + w[i].nack + 1) * sizeof(*acks));
+		if (acks == NULL)
+			die("out of memory");
+		memcpy(acks + nack, w[i].ack_us, (size_t)w[i].nack * sizeof(*acks));
+		nack += w[i].nack;
+		free(w[i].ack_us);
 		sent += w[i].sent;
 		accepted += w[i].accepted;
 		duplicate += w[i].duplicate;
@@ -442,11 +484,15 @@ int main(int argc, char **argv)
 			free((void *)w[i].o);
 	}
 	dt = now_s() - t0;
+	qsort(acks, (size_t)nack, sizeof(*acks), cmp_long);
 	fprintf(stderr,
 	    "postload: %s: sent %ld, accepted %ld, duplicate %ld, other status %ld, "
-	    "mismatched %ld, connections dropped %ld, reconnects %ld, %.2f s, %.0f req/s\n",
+	    "mismatched %ld, connections dropped %ld, reconnects %ld, %.2f s, %.0f req/s, "
+	    "ack_us p50 %ld p99 %ld max %ld\n",
 	    o.replay_path ? "replay" : "post", sent, accepted, duplicate, other, mismatched, dropped,
-	    reconnects, dt, dt > 0 ? (double)sent / dt : 0.0);
+	    reconnects, dt, dt > 0 ? (double)sent / dt : 0.0, nack ? acks[nack / 2] : 0,
+	    nack ? acks[nack * 99 / 100] : 0, nack ? acks[nack - 1] : 0);
+	free(acks);
 	if (acked_fd >= 0)
 		close(acked_fd);
 	freeaddrinfo(ai);
