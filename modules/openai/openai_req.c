@@ -51,47 +51,69 @@ static json_t *map_tool_calls(json_t *calls, char *err, size_t errlen)
 	return out;
 }
 
-static json_t *map_message(json_t *m, char *err, size_t errlen)
+/* Keeps only the members of m that name is_kept() says Chat Completions takes. */
+static void keep_only(json_t *m, const char *const *kept)
 {
-	const char *role = json_string_value(json_object_get(m, "role"));
-	json_t *content = json_object_get(m, "content"), *out;
+	const char *key;
+	json_t *v;
+	void *tmp;
 
-	if (role == NULL) {
+	json_object_foreach_safe(m, tmp, key, v) {
+		size_t i = 0;
+		while (kept[i] != NULL && strcmp(kept[i], key) != 0)
+			i++;
+		if (kept[i] == NULL)
+			json_object_del(m, key);
+	}
+}
+
+/* A message of the neutral request as Chat Completions takes it, changed in place (the
+ * request was parsed for this call alone): most messages need nothing but losing the
+ * members OpenAI would refuse, so none is built anew. */
+static int map_message(json_t *m, char *err, size_t errlen)
+{
+	static const char *const tool_keys[] = {"role", "tool_call_id", "content", NULL};
+	static const char *const assistant_keys[] = {"role", "content", "tool_calls", NULL};
+	static const char *const other_keys[] = {"role", "content", NULL};
+	const char *role = json_string_value(json_object_get(m, "role"));
+	json_t *content = json_object_get(m, "content");
+
+	if (!json_is_object(m) || role == NULL) {
 		snprintf(err, errlen, "a message without a role");
-		return NULL;
+		return -1;
 	}
 	if (strcmp(role, "tool") == 0) {
-		const char *id = json_string_value(json_object_get(m, "tool_call_id"));
-		if (id == NULL) {
+		if (!json_is_string(json_object_get(m, "tool_call_id"))) {
 			snprintf(err, errlen, "a tool message without tool_call_id");
-			return NULL;
+			return -1;
 		}
-		return json_pack("{s:s, s:s, s:o}", "role", "tool", "tool_call_id", id, "content",
-		    as_string(content, ""));
+		if (!json_is_string(content))
+			json_object_set_new(m, "content", as_string(content, ""));
+		keep_only(m, tool_keys);
+		return 0;
 	}
-	out = json_pack("{s:s}", "role", role);
 	if (strcmp(role, "assistant") == 0) {
 		json_t *calls = json_object_get(m, "tool_calls");
 		int has_calls = json_is_array(calls) && json_array_size(calls) > 0;
 
 		if (has_calls) {
 			json_t *mapped = map_tool_calls(calls, err, errlen);
-			if (mapped == NULL) {
-				json_decref(out);
-				return NULL;
-			}
-			json_object_set_new(out, "tool_calls", mapped);
+			if (mapped == NULL)
+				return -1;
+			json_object_set_new(m, "tool_calls", mapped);
+		} else {
+			json_object_del(m, "tool_calls");
 		}
-		if (json_is_string(content) && json_string_length(content) > 0)
-			json_object_set(out, "content", content);
-		else
-			json_object_set_new(out, "content", has_calls ? json_null() : json_string(""));
-		return out;
+		if (!json_is_string(content) || json_string_length(content) == 0)
+			json_object_set_new(m, "content", has_calls ? json_null() : json_string(""));
+		keep_only(m, assistant_keys);
+		return 0;
 	}
 	/* user, system, developer: a string, or content parts passed as they are */
-	json_object_set_new(out, "content", json_is_string(content) || json_is_array(content) ?
-	    json_incref(content) : json_string(""));
-	return out;
+	if (!json_is_string(content) && !json_is_array(content))
+		json_object_set_new(m, "content", json_string(""));
+	keep_only(m, other_keys);
+	return 0;
 }
 
 /* [{"name","description","input_schema"}] as [{"type":"function","function":{"name",
@@ -149,20 +171,19 @@ char *oai_request_build(const char *req, size_t req_len, const struct oai_req_op
 		snprintf(err, errlen, "the request has no messages array");
 		goto done;
 	}
-	out = json_pack("{s:s, s:[]}", "model", model, "messages");
-	msgs = json_object_get(out, "messages");
-	system = json_string_value(json_object_get(in, "system"));
-	if (system != NULL && system[0] != '\0')
-		json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", system));
-	json_array_foreach(json_object_get(in, "messages"), i, m) {
-		json_t *mapped = map_message(m, err, errlen);
-		if (mapped == NULL) {
+	msgs = json_object_get(in, "messages");
+	json_array_foreach(msgs, i, m) {
+		if (map_message(m, err, errlen) != 0) {
 			if (errlen > 0 && err[0] == '\0')
 				snprintf(err, errlen, "message %zu cannot be encoded", i + 1);
 			goto done;
 		}
-		json_array_append_new(msgs, mapped);
 	}
+	system = json_string_value(json_object_get(in, "system"));
+	if (system != NULL && system[0] != '\0')
+		json_array_insert_new(msgs, 0, json_pack("{s:s, s:s}", "role", "system", "content",
+		    system));
+	out = json_pack("{s:s, s:O}", "model", model, "messages", msgs);
 	v = json_object_get(in, "tools");
 	if (json_is_array(v) && json_array_size(v) > 0) {
 		json_t *tools = map_tools(v, err, errlen);
