@@ -279,12 +279,18 @@ static int ingest_run(struct crab_store *st, struct crab_store_job *job)
 
 /* ---- loop side ---- */
 
-static void answer_json(crab_ingest_answer_fn answer, void *arg, int status, json_t *body)
+/* 202 {"event_id","session_id","duplicate"}: the one answer of every accepted event. */
+static void answer_accepted(struct ingest_job *j)
 {
-	char *s = json_dumps(body, JSON_COMPACT);
-	answer(arg, status, s, strlen(s));
-	free(s);
-	json_decref(body);
+	struct crab_buf b = {0};
+
+	crab_jobj_open(&b);
+	crab_jobj_str(&b, "event_id", j->result_event_id);
+	crab_jobj_str(&b, "session_id", j->session_id);
+	crab_jobj_bool(&b, "duplicate", j->duplicate);
+	crab_jobj_close(&b);
+	j->answer(j->answer_arg, 202, b.data, b.len);
+	crab_buf_free(&b);
 }
 
 void crab_ingest_answer_error(struct crab_gateway *gw, crab_ingest_answer_fn answer, void *arg,
@@ -332,8 +338,7 @@ static void ingest_done(struct crab_store_job *job, enum crab_job_status status)
 			if (j->bind_lease_id != NULL)
 				lease_bound(gw, j->bind_lease_id, j->session_id);
 		}
-		answer_json(j->answer, j->answer_arg, 202, json_pack("{s:s, s:s, s:b}", "event_id",
-		    j->result_event_id, "session_id", j->session_id, "duplicate", j->duplicate));
+		answer_accepted(j);
 	}
 	/* The producer has its answer; now the turn. The reserved slot: the turn started
 	 * in this commit, or the slot goes back (and an accepted event is queued). */
