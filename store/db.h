@@ -39,6 +39,10 @@ struct crab_db_ops {
 	/* SQL run right after begin_sql by migrations to serialise them between processes
 	 * sharing one database; NULL when the transaction alone is enough. */
 	const char *schema_lock_sql;
+	/* 1 when a statement is a call into this process (SQLite), 0 when it is a round trip
+	 * to a server: a walk of many small steps is cheaper as steps in the first case and
+	 * as one recursive query in the second. */
+	int embedded;
 	/* Returns a connection or NULL with one line in err (never a secret). */
 	void *(*open)(const struct crab_store_options *opts, char *err, size_t errlen);
 	void (*close)(void *conn);

@@ -551,6 +551,7 @@ const struct crab_db_ops crab_db_sqlite = {
 	/* takes the write lock at once: no deadlock upgrading a read transaction */
 	.begin_sql = "BEGIN IMMEDIATE",
 	.schema_lock_sql = NULL,
+	.embedded = 1,
 	.open = sq_open,
 	.close = sq_close,
 	.ready = sq_ready,

@@ -243,6 +243,47 @@ static int history_row(void *ud, int ncol, const char *const *v)
 	" UNION ALL SELECT t.prev_turn_id, c.n + 1 FROM chain c JOIN turns t ON t.id = c.id" \
 	" WHERE c.n < $2) "
 
+/* One step of a walk: a turn's predecessor, and its history when completed. */
+struct history_step {
+	char prev[CRAB_STORE_ID_MAX];
+	struct history_walk *w;
+	int stop;
+};
+
+static int history_step_row(void *ud, int ncol, const char *const *v)
+{
+	struct history_step *h = ud;
+
+	(void)ncol;
+	if (copy_col(h->prev, sizeof(h->prev), v[0]) == -1)
+		h->prev[0] = '\0'; /* not an id this code wrote: the walk ends */
+	if (h->w != NULL && v[1] != NULL && strcmp(v[1], "completed") == 0)
+		h->stop = h->w->cb(h->w->arg, v[2] ? v[2] : "", v[3] ? v[3] : "");
+	return 1;
+}
+
+/* In SQLite each step is a cached statement run in this thread: cheaper than the
+ * recursive query's work tables and sort. */
+static int history_by_steps(struct crab_store *st, const char *turn_id, int64_t limit,
+    struct history_walk *w)
+{
+	static const char sql[] =
+		"SELECT prev_turn_id, status, input, output FROM turns WHERE id = $1";
+	struct history_step h = {.w = NULL};
+	char id[CRAB_STORE_ID_MAX];
+
+	crab_strlcpy(id, turn_id, sizeof(id));
+	for (int64_t n = 0; n <= limit && id[0] != '\0' && !h.stop; n++) {
+		const struct crab_db_param p[] = {CRAB_DB_T(id)};
+		h.prev[0] = '\0';
+		h.w = n > 0 ? w : NULL; /* the turn itself is not its own history */
+		if (exec(st, "history", sql, 1, p, history_step_row, &h, NULL) == -1)
+			return -1;
+		crab_strlcpy(id, h.prev, sizeof(id));
+	}
+	return 0;
+}
+
 int crab_store_history(struct crab_store *st, const char *turn_id, int64_t limit,
     int (*cb)(void *arg, const char *input, const char *output), void *arg)
 {
@@ -253,6 +294,8 @@ int crab_store_history(struct crab_store *st, const char *turn_id, int64_t limit
 	const struct crab_db_param p[] = {CRAB_DB_T(turn_id), CRAB_DB_I(limit)};
 	struct history_walk w = {cb, arg};
 
+	if (st->db.ops->embedded)
+		return history_by_steps(st, turn_id, limit, &w);
 	return exec(st, "history", sql, 2, p, history_row, &w, NULL);
 }
 
