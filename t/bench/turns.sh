@@ -3,8 +3,8 @@
 # through the built-in openai adapter from t/helpers/fastmodel (the zero-latency model:
 # the Node.js fake's SSE answers, streamed, no delay), 256 sessions (one actor each):
 #   - unloaded: 100 turns one at a time, the gateway's own time per turn;
-#   - at 5,000 turns/s: events posted at that pace for PACED_S seconds, from 64
-#     connections; the gateway's own time per turn, and whether the turns kept up;
+#   - at 5,000 turns/s and at 2,500: events posted at that pace for PACED_S seconds,
+#     from 64 connections; the gateway's own time per turn, and whether turns kept up;
 #   - throughput: TURNS events posted as fast as they are acknowledged, from CONNS
 #     connections; completed turns/s from the first post to the last turn stored, the
 #     CPU and disk writes per turn;
@@ -131,18 +131,29 @@ done
 "$CRAB" admin status >"$WORK/status-solo.json" || fail "status failed"
 stop_gateway
 
-# 2. At 5,000 turns/s: paced posts over 256 sessions.
-start_gateway
-PACED=$((PACED_RATE * PACED_S))
-T0=$(now_ms)
-post p "$PACED" "$SESSIONS" 64 "$PACED_RATE"
-T_POSTED=$(now_ms)
-PACED_ACK50=$(ack_p 1)
-PACED_ACK99=$(ack_p 2)
-wait_turns "$PACED"
-T1=$(now_ms)
-"$CRAB" admin status >"$WORK/status-paced.json" || fail "status failed"
-stop_gateway
+# 2. At 5,000 turns/s, and at half that: paced posts over 256 sessions.
+# paced RATE: the load; its status into status-paced-RATE.json, figures into PACED_*.
+paced() {
+	local t0 t1 t2
+	start_gateway
+	PACED=$(($1 * PACED_S))
+	t0=$(now_ms)
+	post "p$1-" "$PACED" "$SESSIONS" 64 "$1"
+	t1=$(now_ms)
+	PACED_ACK50=$(ack_p 1)
+	PACED_ACK99=$(ack_p 2)
+	wait_turns "$PACED"
+	t2=$(now_ms)
+	"$CRAB" admin status >"$WORK/status-paced-$1.json" || fail "status failed"
+	stop_gateway
+	PACED_POSTED=$(rate "$PACED" $((t1 - t0)))
+	PACED_LAG=$((t2 - t1))
+}
+rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n / (ms / 1000) }'; }
+paced $((PACED_RATE / 2))
+HALF_ACK50=$PACED_ACK50
+HALF_ACK99=$PACED_ACK99
+paced "$PACED_RATE"
 
 # 3. Throughput: as fast as the gateway acknowledges, over 256 sessions.
 start_gateway
@@ -174,22 +185,22 @@ stop_gateway
 per_turn_us() { # TICKS TURNS
 	awk -v t="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }'
 }
-rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n / (ms / 1000) }'; }
 fig() { jq -r "$2" "$WORK/$1"; }
 
 COMPLETED=$(fig status.json .turns.completed)
-FAILED=$(($(fig status.json .turns.failed) + $(fig status-paced.json .turns.failed)))
+FAILED=$(($(fig status.json .turns.failed) + $(fig "status-paced-$PACED_RATE.json" .turns.failed)))
 RATE=$(rate "$COMPLETED" $((T3 - T2)))
 CPU_US=$(per_turn_us $((CPU1_GW - CPU0_GW)) "$COMPLETED")
 STORE_US=$(per_turn_us $((STORE1 - STORE0)) "$COMPLETED")
 SYNC_US=$(per_turn_us $((SYNC1 - SYNC0)) "$COMPLETED")
 WRITTEN=$(awk -v b=$((W1 - W0)) -v n="$COMPLETED" 'BEGIN { printf "%.1f", b / n / 1024 }')
-P50=$(fig status-paced.json .turns.overhead_us.p50)
-P99=$(fig status-paced.json .turns.overhead_us.p99)
+P50=$(fig "status-paced-$PACED_RATE.json" .turns.overhead_us.p50)
+P99=$(fig "status-paced-$PACED_RATE.json" .turns.overhead_us.p99)
+HALF=status-paced-$((PACED_RATE / 2)).json
 
 echo "paced: $PACED events at $PACED_RATE/s over $SESSIONS sessions from 64 connections," \
-	"posted at $(rate "$PACED" $((T_POSTED - T0)))/s, the last turn stored" \
-	"$((T1 - T_POSTED)) ms after the last post; $(fig status-paced.json .turns.completed) completed"
+	"posted at $PACED_POSTED/s, the last turn stored $PACED_LAG ms after the last post;" \
+	"$(fig "status-paced-$PACED_RATE.json" .turns.completed) completed"
 echo "throughput: $TURNS events over $SESSIONS sessions from $CONNS connections, posted at" \
 	"$(rate "$TURNS" $((T_POSTED2 - T2)))/s; $COMPLETED completed; $FAILED failed in all"
 printf '%-46s %8s          (target >= 5000: %s)\n' "completed turns/s:" "$RATE" \
@@ -198,11 +209,14 @@ printf '%-46s %8s us       (target < 300 us: %s)\n' "gateway time per turn at 5,
 	"$P50" "$(verdict "$((P50 < 300))")"
 printf '%-46s %8s us       (target < 5000 us: %s)\n' "gateway time per turn at 5,000/s, p99:" \
 	"$P99" "$(verdict "$((P99 < 5000))")"
+printf '%-46s %8s us       (p99 %s us)\n' "gateway time per turn at $((PACED_RATE / 2))/s, p50:" \
+	"$(fig "$HALF" .turns.overhead_us.p50)" "$(fig "$HALF" .turns.overhead_us.p99)"
 printf '%-46s %8s us       (p99 %s us; %s turns one at a time)\n' \
 	"gateway time per turn unloaded, p50:" "$(fig status-solo.json .turns.overhead_us.p50)" \
 	"$(fig status-solo.json .turns.overhead_us.p99)" "$SOLO"
-printf '%-46s %8s us       (p99 %s us; at full throughput %s / %s us)\n' \
-	"acknowledgement at 5,000/s, p50:" "$PACED_ACK50" "$PACED_ACK99" "$LOAD_ACK50" "$LOAD_ACK99"
+printf '%-46s %8s us       (p99 %s us; at %s/s %s / %s us; at full throughput %s / %s us)\n' \
+	"acknowledgement at 5,000/s, p50:" "$PACED_ACK50" "$PACED_ACK99" $((PACED_RATE / 2)) \
+	"$HALF_ACK50" "$HALF_ACK99" "$LOAD_ACK50" "$LOAD_ACK99"
 printf '%-46s %8s us       (store worker %s us, sync %s us)\n' \
 	"gateway CPU per turn at full throughput:" "$CPU_US" "$STORE_US" "$SYNC_US"
 printf '%-46s %8s KiB\n' "written to disk per turn:" "$WRITTEN"
