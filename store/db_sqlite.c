@@ -29,13 +29,16 @@
 
 #define STMT_CACHE_MAX 64
 #define CHECKPOINT_EVERY_MS 1000
-#define CHECKPOINT_WAL_BYTES (4 * 1024 * 1024)
+/* A checkpoint copies each page the WAL holds once, however often it was written since
+ * the last: spacing them by 16 MiB of WAL rather than 4 lets the hot pages (sessions,
+ * the tails of the tables) be copied less often, 20 KB written per turn instead of 22. */
+#define CHECKPOINT_WAL_BYTES (16 * 1024 * 1024)
 /* Under constant writes a passive checkpoint never catches up with the end of the WAL, so
  * the WAL never restarts and grows without bound, and the checkpointer cannot win the
  * write lock from a writer that takes it back at once. Past this size the writer itself,
  * between transactions, finishes the checkpoint: only the short tail the checkpointer's
  * last pass left is copied then. */
-#define RESTART_WAL_BYTES (16 * 1024 * 1024)
+#define RESTART_WAL_BYTES (64 * 1024 * 1024)
 
 struct stmt_entry {
 	const char *sql; /* the caller's pointer: the cache key */
