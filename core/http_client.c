@@ -27,6 +27,7 @@
 
 #define MAX_METHOD 32
 #define MIN_BODY_CAP 16384
+#define EASY_SPARE_MAX 64 /* easy handles kept for reuse */
 
 enum call_state {
 	CALL_PENDING,   /* started inside curl: added to the multi once curl returns */
@@ -76,6 +77,8 @@ struct crab_http_client {
 	int reporting;   /* inside process()'s on_done calls */
 	int npending;    /* hints for process(): calls marked CALL_PENDING... */
 	int ncancelled;  /* ...or cancelled since it last ran */
+	CURL *spare[EASY_SPARE_MAX]; /* handles of finished calls, reset, for the next */
+	int nspare;
 };
 
 static int curl_ready;
@@ -170,11 +173,29 @@ static int timer_fn(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- calls ---- */
 
+/* An easy handle: a spare one when there is one. A new one costs curl_easy_init's
+ * allocations (its receive buffer among them) and curl_easy_cleanup's later; a reset
+ * one keeps them. */
+static CURL *easy_get(struct crab_http_client *c)
+{
+	return c->nspare > 0 ? c->spare[--c->nspare] : curl_easy_init();
+}
+
+static void easy_put(struct crab_http_client *c, CURL *e)
+{
+	if (c->nspare < EASY_SPARE_MAX) {
+		curl_easy_reset(e);
+		c->spare[c->nspare++] = e;
+	} else {
+		curl_easy_cleanup(e);
+	}
+}
+
 /* Frees what a call owns; it is in no list any more. */
 static void call_release(struct crab_http_call *call)
 {
 	if (call->easy != NULL)
-		curl_easy_cleanup(call->easy);
+		easy_put(call->c, call->easy);
 	curl_slist_free_all(call->headers);
 	free(call->method);
 	free(call->url);
@@ -495,7 +516,7 @@ struct crab_http_call *crab_http_client_start(struct crab_http_client *c,
 		call->headers = l;
 	}
 	why = "curl_easy_init failed";
-	if ((call->easy = curl_easy_init()) == NULL)
+	if ((call->easy = easy_get(c)) == NULL)
 		goto fail;
 	why = "curl refused an option";
 	if (set_options(call, timeout_ms) != 0 || set_method(call, body != NULL, body_len) != 0)
@@ -602,6 +623,8 @@ void crab_http_client_free(struct crab_http_client *c)
 	while ((call = TAILQ_FIRST(&c->calls)) != NULL)
 		call_free(call);
 	curl_multi_cleanup(c->multi); /* may still call socket_fn and timer_fn */
+	while (c->nspare > 0)
+		curl_easy_cleanup(c->spare[--c->nspare]);
 	while ((sk = LIST_FIRST(&c->socks)) != NULL)
 		sock_free(sk);
 	event_free(c->timer);
