@@ -464,6 +464,8 @@ void crab_ingest(struct crab_gateway *gw, const char *body, size_t len,
 	/* The envelope is stored as received (validated); the defaulted idempotency key
 	 * lives in its own column. */
 	j->body = xstrndup(body, len);
+	if (j->turn != NULL) /* it may start at acceptance: spare it parsing the body again */
+		crab_turn_keep_envelope(j->turn, env.json);
 	crab_envelope_release(&env);
 	crab_storeq_submit(gw->storeq, &j->job);
 }

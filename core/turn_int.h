@@ -66,6 +66,7 @@ struct turn {
 	/* what the begin job read */
 	char turn_id[CRAB_ID_MAX];
 	struct crab_store_inbox_row ev;
+	json_t *envelope; /* ev.envelope parsed, when ingest handed it over */
 	char *history;   /* earlier turns' messages, oldest first, comma-joined JSON text */
 	const struct crab_config_agent *agent;
 	const struct crab_config_model *model;

@@ -34,6 +34,7 @@ static void turn_free(struct turn *tr)
 	if (tr->next_all != NULL)
 		tr->next_all->prev_all = tr->prev_all;
 	crab_store_inbox_row_free(&tr->ev);
+	json_decref(tr->envelope);
 	free(tr->history);
 	free(tr->input);
 	free(tr->reply_to);
@@ -579,6 +580,12 @@ void crab_turn_unreserve(struct turn *tr)
 	turn_free(tr);
 }
 
+void crab_turn_keep_envelope(struct turn *tr, json_t *envelope)
+{
+	json_decref(tr->envelope);
+	tr->envelope = json_incref(envelope);
+}
+
 void crab_turn_cancel(struct turn *tr)
 {
 	if (tr->in_store)
@@ -791,7 +798,7 @@ static char *build_request(struct turn *tr, json_t *env)
 static void call_model(struct turn *tr)
 {
 	struct crab_gateway *gw = tr->t->gw;
-	json_t *env = json_loads(tr->ev.envelope, 0, NULL);
+	json_t *env = tr->envelope ? json_incref(tr->envelope) : json_loads(tr->ev.envelope, 0, NULL);
 	struct timeval limit = {gw->cfg->turns.model_timeout_s, 0};
 	int rc;
 

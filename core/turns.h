@@ -40,6 +40,9 @@ int crab_turn_begin_accepted(struct crab_store *st, struct turn *tr,
     const struct crab_store_event *ev);
 void crab_turns_reserved_done(struct crab_turns *t, struct turn *tr, int started,
     const char *session_id, const char *event_id);
+/* The envelope as ingest parsed it, kept (a reference) for the reserved turn's model
+ * call, which would otherwise parse the stored text again. */
+void crab_turn_keep_envelope(struct turn *tr, json_t *envelope);
 
 /* Stops starting turns (shutdown); running ones go on until they finish or are freed. */
 void crab_turns_drain(struct crab_turns *t);
