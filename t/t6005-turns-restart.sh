@@ -3,6 +3,13 @@ test_description='accepted events whose turns have not run when the gateway stop
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_ROOT/t/lib/store.sh"
 . "$TEST_ROOT/t/lib/turns.sh"
+. "$TEST_ROOT/t/lib/fakes.sh"
+. "$TEST_ROOT/t/lib/openai-turns.sh"
+
+# The OpenAI fake answers as the echo model does ("echo: TEXT"), but takes 100 ms a
+# request: a burst of N turns of one session takes two seconds, so that the stop and the
+# kill below find turns still waiting however fast the gateway is.
+export RESTART_KEY=sk-turns-restart-0123456789abcdef
 
 N=20
 
@@ -73,10 +80,9 @@ history_ok() {
 	diff "$1.want" "$1.history"
 }
 
-test_expect_success 'the gateway starts' '
-	write_gateway_config gw \
-		"models:" "  - {id: echo, adapter: echo}" \
-		"agents:" "  - {id: assistant, model: echo}" \
+test_expect_success 'the gateway starts, its model 100 ms a request' '
+	start_openai_fake --api-key "$RESTART_KEY" --delay-ms 100 &&
+	write_gateway_config gw "$(openai_yaml RESTART_KEY)" \
 		"tenants:" "  - {id: family, identities: [{platform: telegram, actors: [\"42\"]}]}" &&
 	start_gateway gw &&
 	FAMILY=$(make_lease family)

@@ -20,7 +20,8 @@ test_expect_success 'the gateway starts, rate limits off' '
 '
 
 test_expect_success "kill -9 after $CRASH_AFTER of $CRASH_TOTAL events were acknowledged" '
-	: >"$TRASH/acked" &&
+	# Its own line: "A && B &" would create the file in the background, late.
+	: >"$TRASH/acked"
 	"$HELPERS/postload" -u "$GW_URL" -t "$TOKEN" -c $CRASH_CONNS -n $CRASH_TOTAL \
 		-p crash -o "$TRASH/acked" 2>"$TRASH/postload.err" &
 	PL_PID=$!
