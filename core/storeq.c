@@ -48,13 +48,26 @@ static void jobq_push(struct jobq *l, struct crab_store_job *j)
 	l->tail = &j->next;
 }
 
-/* Takes the whole list. */
-static struct crab_store_job *jobq_take(struct jobq *l)
+/* Takes the first max jobs off the list (all with max < 0), as a NULL-ended list. */
+static struct crab_store_job *jobq_take(struct jobq *l, int max)
 {
-	struct crab_store_job *j = l->head;
+	struct crab_store_job *first = l->head, **cut = &l->head;
 
-	jobq_init(l);
-	return j;
+	for (int n = 0; *cut != NULL && n != max; n++)
+		cut = &(*cut)->next;
+	l->head = *cut;
+	*cut = NULL;
+	if (l->head == NULL)
+		l->tail = &l->head;
+	return first;
+}
+
+/* Appends a NULL-ended list. */
+static void jobq_append(struct jobq *l, struct crab_store_job *jobs)
+{
+	*l->tail = jobs;
+	while (*l->tail != NULL)
+		l->tail = &(*l->tail)->next;
 }
 
 static void run_batch(struct crab_store *st, struct crab_store_job *batch)
@@ -151,8 +164,7 @@ static void *worker_main(void *arg)
 	int worked = 0;
 
 	for (;;) {
-		struct crab_store_job *batch, **cut;
-		int n = 0;
+		struct crab_store_job *batch;
 
 		pthread_mutex_lock(&q->lock);
 		wait_for_work(q, &worked);
@@ -162,13 +174,7 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&q->lock);
 			return NULL;
 		}
-		batch = q->todo.head;
-		for (cut = &q->todo.head; *cut != NULL && n < BATCH_MAX; cut = &(*cut)->next)
-			n++;
-		q->todo.head = *cut;
-		*cut = NULL;
-		if (q->todo.head == NULL)
-			q->todo.tail = &q->todo.head;
+		batch = jobq_take(&q->todo, BATCH_MAX);
 		pthread_mutex_unlock(&q->lock);
 
 		run_batch(q->store, batch);
@@ -193,15 +199,13 @@ static void *sync_main(void *arg)
 			pthread_cond_wait(&q->sync_wake, &q->lock);
 		if (q->to_sync.head == NULL)
 			break; /* the worker has stopped and nothing is left */
-		jobs = jobq_take(&q->to_sync);
+		jobs = jobq_take(&q->to_sync, -1);
 		pthread_mutex_unlock(&q->lock);
 		if (crab_store_sync(q->store, err, sizeof(err)) != 0)
 			fatalx("store: %s: stopping, as what was committed may not be on disk", err);
 		pthread_mutex_lock(&q->lock);
 		q->stats.syncs++;
-		*q->done.tail = jobs;
-		while (*q->done.tail != NULL)
-			q->done.tail = &(*q->done.tail)->next;
+		jobq_append(&q->done, jobs);
 		pthread_mutex_unlock(&q->lock);
 		event_active(q->done_ev, EV_READ, 0);
 		pthread_mutex_lock(&q->lock);
@@ -217,25 +221,14 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	static const struct timeval now = {0, 0};
 	struct crab_storeq *q = arg;
-	struct crab_store_job *j, *next, *rest;
-	int n = 0;
+	struct crab_store_job *j, *next;
 	(void)fd;
 	(void)what;
 
 	pthread_mutex_lock(&q->lock);
-	j = q->done.head;
-	for (rest = j; rest != NULL && n < DONE_BURST; rest = rest->next)
-		n++;
-	if (rest == NULL) {
-		jobq_init(&q->done);
-	} else {
-		struct crab_store_job **cut = &j;
-		while (*cut != rest)
-			cut = &(*cut)->next;
-		*cut = NULL;
-		q->done.head = rest;
+	j = jobq_take(&q->done, DONE_BURST);
+	if (q->done.head != NULL)
 		evtimer_add(q->more_ev, &now);
-	}
 	pthread_mutex_unlock(&q->lock);
 	for (; j != NULL; j = next) {
 		next = j->next; /* done may free or resubmit the job */

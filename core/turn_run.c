@@ -246,7 +246,7 @@ static int begin_run(struct crab_store *st, struct crab_store_job *job)
 /* What the finish job writes, encoded on the loop before it is submitted, so that the
  * store worker only stores it (the worker is the one thread every turn waits for). */
 struct turn_record {
-	char *response, *input, *output, *usage, *error; /* the turns row's payloads */
+	char *response, *output, *usage, *error; /* the turns row's payloads, with tr->input */
 	char *event_data;     /* turn.completed's or turn.failed's data */
 	char *outbound_data;  /* message.outbound's data; NULL when nothing goes out */
 	int64_t finished_at;
@@ -255,7 +255,6 @@ struct turn_record {
 static void record_free(struct turn_record *r)
 {
 	free(r->response);
-	free(r->input);
 	free(r->output);
 	free(r->usage);
 	free(r->error);
@@ -298,7 +297,6 @@ static struct turn_record *record_new(struct turn *tr)
 	struct crab_buf b = {0};
 
 	r->finished_at = crab_clock_now_ms();
-	r->input = tr->input ? xstrdup(tr->input) : NULL;
 	r->output = output_text(tr, calls);
 	crab_jobj_open(&b);
 	crab_jobj_int(&b, "input_tokens", tr->usage_in);
@@ -324,7 +322,7 @@ static struct turn_record *record_new(struct turn *tr)
 	if (tr->failed) {
 		crab_jobj_raw(&b, "error", r->error);
 	} else {
-		crab_jobj_raw(&b, "input", r->input);
+		crab_jobj_raw(&b, "input", tr->input);
 		crab_jobj_raw(&b, "output", r->output);
 		crab_jobj_str(&b, "model", tr->model ? tr->model->id : "");
 		crab_jobj_raw(&b, "usage", r->usage);
@@ -353,7 +351,7 @@ static int write_finished(struct crab_store *st, struct turn *tr)
 	int64_t seq;
 	char key[CRAB_ID_MAX + 16];
 	struct crab_store_turn row = {
-		.request = tr->request, .response = r->response, .input = r->input,
+		.request = tr->request, .response = r->response, .input = tr->input,
 		.output = r->output, .usage = r->usage, .error = r->error,
 		.finished_at = r->finished_at,
 	};
@@ -759,7 +757,8 @@ static char *runtime_addition(json_t *env, const struct crab_event_fields *v,
 
 static char *build_request(struct turn *tr, json_t *env)
 {
-	json_t *target = tr->ev.target ? json_loads(tr->ev.target, 0, NULL) : NULL, *src = json_object_get(env, "source");
+	json_t *src = json_object_get(env, "source");
+	json_t *target = tr->ev.target ? json_loads(tr->ev.target, 0, NULL) : NULL;
 	const struct crab_event_fields v = {
 		.tenant_id = tr->ev.tenant_id, .agent_id = tr->ev.agent_id,
 		.platform = str(src, "platform") ? str(src, "platform") : str(target, "platform"),
@@ -798,7 +797,8 @@ static char *build_request(struct turn *tr, json_t *env)
 static void call_model(struct turn *tr)
 {
 	struct crab_gateway *gw = tr->t->gw;
-	json_t *env = tr->envelope ? json_incref(tr->envelope) : json_loads(tr->ev.envelope, 0, NULL);
+	json_t *env = tr->envelope ? json_incref(tr->envelope) :
+				     json_loads(tr->ev.envelope, 0, NULL);
 	struct timeval limit = {gw->cfg->turns.model_timeout_s, 0};
 	int rc;
 
@@ -813,10 +813,11 @@ static void call_model(struct turn *tr)
 	}
 	if (env != NULL) {
 		json_t *input = input_message(env);
+		const char *message_id = str(json_object_get(env, "source"), "message_id");
+
 		tr->input = json_dumps(input, JSON_COMPACT);
+		tr->reply_to = message_id ? xstrdup(message_id) : NULL;
 		json_decref(input);
-		if (json_is_string(json_object_get(json_object_get(env, "source"), "message_id")))
-			tr->reply_to = xstrdup(str(json_object_get(env, "source"), "message_id"));
 	}
 	if (tr->error_code[0] != '\0' || env == NULL) {
 		if (env == NULL)

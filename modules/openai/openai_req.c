@@ -51,7 +51,7 @@ static json_t *map_tool_calls(json_t *calls, char *err, size_t errlen)
 	return out;
 }
 
-/* Keeps only the members of m that name is_kept() says Chat Completions takes. */
+/* Keeps only the members of m that kept (NULL-ended) names: those Chat Completions takes. */
 static void keep_only(json_t *m, const char *const *kept)
 {
 	const char *key;
