@@ -4,7 +4,7 @@
 # `make test-static` runs the shell tests on it. V=1 shows the commands.
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads sqlite3 libpq libfyaml jansson libcurl libssl libcrypto
+PKGS    := libevent libevent_pthreads libevent_openssl sqlite3 libpq libfyaml jansson libcurl libssl libcrypto
 # Messages are cut to their buffers on purpose (bounded error lines), so gcc's
 # format-truncation guesses are noise here.
 WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wvla -Wwrite-strings -Wformat-security \
@@ -19,7 +19,7 @@ LIBS    := $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lpthread -ldl
 # libgssapi_krb5, which Debian ships no .a of), libssl and libcrypto (libpq.so and
 # libcurl.so load them anyway), and glibc, so that dlopen() keeps working. See "Static
 # build" in README.md.
-STATIC_PKGS := libevent libevent_pthreads sqlite3 libfyaml jansson
+STATIC_PKGS := libevent libevent_pthreads libevent_openssl sqlite3 libfyaml jansson
 STATIC_LIBS := -Wl,-Bstatic $(shell pkg-config --libs $(STATIC_PKGS)) -lhttp_parser -Wl,-Bdynamic \
                $(shell pkg-config --libs $(filter-out $(STATIC_PKGS),$(PKGS))) -lm -lpthread -ldl
 
@@ -61,6 +61,9 @@ CORE_SRC := \
 	core/http_client.c \
 	core/storeq.c \
 	core/lease.c \
+	core/identity.c \
+	core/tls.c \
+	core/cli_id.c \
 	core/ingress.c \
 	core/admin.c \
 	core/admin_modules.c \
@@ -97,12 +100,14 @@ UNIT_TESTS := \
 	t/unit/test_envelope \
 	t/unit/test_lease \
 	t/unit/test_http \
+	t/unit/test_http_tls \
 	t/unit/test_http_client \
 	t/unit/test_store \
 	t/unit/test_storeq \
 	t/unit/test_abi \
 	t/unit/test_openai_sse \
-	t/unit/test_router
+	t/unit/test_router \
+	t/unit/test_identity
 
 HELPERS := \
 	t/helpers/postload \

@@ -1,15 +1,19 @@
-/* http_server.c: HTTP/1.1 connections on bufferevents, parsed by http-parser. */
+/* http_server.c: HTTP/1.1 connections on bufferevents, parsed by http-parser; TLS
+ * through libevent's OpenSSL bufferevents. */
 #include "http_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <http_parser.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "tls.h"
 #include "util.h"
 
 #define MAX_HEADERS 64
@@ -59,11 +64,17 @@ struct crab_http_request {
 struct http_conn {
 	TAILQ_ENTRY(http_conn) link;
 	struct crab_http_server *srv;
-	struct bufferevent *bev;
+	struct bufferevent *bev; /* NULL once closed under a request still being handled */
 	http_parser parser;
 	enum conn_state state;
 	int linger;            /* the request was refused before all of it was read */
 	size_t lingered_bytes;
+	int parsing;           /* inside http_parser_execute: freeing must wait for it */
+	int doomed;            /* closed meanwhile: conn_parse frees it after the parser */
+	int tls;
+	struct event *handshake_deadline; /* until the TLS handshake is done */
+	int has_fp;            /* the client presented a certificate, fingerprint fp */
+	char fp[CRAB_FP_HEX];
 	char peer[64];
 	struct crab_http_request req;
 };
@@ -78,7 +89,9 @@ struct crab_http_server {
 	crab_http_head_cb on_head;
 	crab_http_request_cb on_request;
 	void *arg;
+	SSL_CTX *tls;
 	struct conn_list conns;
+	struct conn_list detached; /* closed, their request still with its handler */
 	size_t nconns;
 	size_t inflight;
 	int draining;
@@ -230,6 +243,8 @@ static int on_headers_complete(http_parser *p)
 		conn_refuse(c, &err);
 		return -1;
 	}
+	if (c->doomed)
+		return -1; /* closed by on_head (a revoked peer): conn_parse frees it */
 	if (p->content_length != ULLONG_MAX && p->content_length > c->srv->limits.max_body_bytes) {
 		r->body_too_large = 1;
 		return -1;
@@ -282,11 +297,55 @@ static void conn_free(struct http_conn *c)
 {
 	struct crab_http_server *srv = c->srv;
 
+	if (c->bev != NULL) {
+		TAILQ_REMOVE(&srv->conns, c, link);
+		srv->nconns--;
+		bufferevent_free(c->bev);
+	} else {
+		TAILQ_REMOVE(&srv->detached, c, link);
+	}
+	if (c->handshake_deadline != NULL)
+		event_free(c->handshake_deadline);
+	request_reset(&c->req);
+	free(c);
+}
+
+/* Closes the socket of a connection whose handler still has the request; the rest
+ * stays, off the connection list, until its crab_http_reply frees it. */
+static void conn_detach(struct http_conn *c)
+{
+	struct crab_http_server *srv = c->srv;
+
 	TAILQ_REMOVE(&srv->conns, c, link);
 	srv->nconns--;
 	bufferevent_free(c->bev);
-	request_reset(&c->req);
-	free(c);
+	c->bev = NULL;
+	TAILQ_INSERT_TAIL(&srv->detached, c, link);
+}
+
+/* Closes a connection now, whatever it is doing. */
+static void conn_close(struct http_conn *c)
+{
+	if (c->state == CONN_HANDLING) {
+		conn_detach(c);
+	} else if (c->parsing) {
+		/* on_head is running on it, inside the parser */
+		c->doomed = 1;
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	} else {
+		conn_free(c);
+	}
+}
+
+/* Ends our writing on a TLS connection: close_notify tells the client the answer is
+ * whole. Our output is empty by now, so nothing of ours is left behind it. 1 when it
+ * went out. */
+static int conn_tls_shutdown(struct http_conn *c)
+{
+	int sent = SSL_shutdown(bufferevent_openssl_get_ssl(c->bev)) >= 0;
+
+	ERR_clear_error();
+	return sent;
 }
 
 static void write_response(struct http_conn *c, int status, const char *body, size_t len,
@@ -310,6 +369,12 @@ static void conn_flush(struct http_conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
+	if (c->tls) {
+		/* Only OpenSSL may write to a TLS socket: let the bufferevent write, and
+		 * conn_write_cb turn writing off again once the output is out. */
+		bufferevent_enable(c->bev, EV_WRITE);
+		return;
+	}
 	/* a socket bufferevent keeps its output's start frozen outside its own writes */
 	evbuffer_unfreeze(out, 1);
 	evbuffer_write(out, bufferevent_getfd(c->bev));
@@ -323,7 +388,7 @@ static void conn_refuse(struct http_conn *c, const struct crab_error *err)
 {
 	char *body = crab_error_body(err);
 
-	if (c->state == CONN_CLOSING)
+	if (c->state == CONN_CLOSING || c->doomed)
 		goto out;
 	write_response(c, crab_error_status(err->code), body, strlen(body), 0);
 	c->state = CONN_CLOSING;
@@ -356,7 +421,13 @@ static void conn_parse(struct http_conn *c)
 
 		if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1)
 			break;
+		c->parsing = 1;
 		n = http_parser_execute(&c->parser, &parser_settings, vec.iov_base, vec.iov_len);
+		c->parsing = 0;
+		if (c->doomed) {
+			conn_free(c);
+			return;
+		}
 		e = HTTP_PARSER_ERRNO(&c->parser);
 		if (e == HPE_PAUSED) {
 			evbuffer_drain(in, n);
@@ -416,20 +487,59 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	struct http_conn *c = arg;
 	struct timeval linger = {LINGER_SECONDS, 0};
 
+	/* TLS callbacks are deferred: a reply may have been queued since this was due */
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
 	if (c->state != CONN_CLOSING) {
 		/* a reply conn_flush could not write at once has gone out */
 		bufferevent_disable(bev, EV_WRITE);
 		return;
 	}
 	if (!c->linger) {
+		if (c->tls)
+			conn_tls_shutdown(c);
 		conn_free(c);
 		return;
 	}
 	c->state = CONN_LINGER;
-	shutdown(bufferevent_getfd(bev), SHUT_WR);
+	/* With TLS the FIN follows close_notify, and only if that went out whole: OpenSSL
+	 * writes nothing after it, so the reads of the linger still work. */
+	if (!c->tls || conn_tls_shutdown(c))
+		shutdown(bufferevent_getfd(bev), SHUT_WR);
 	bufferevent_set_timeouts(bev, &linger, NULL);
 	bufferevent_disable(bev, EV_WRITE);
 	bufferevent_enable(bev, EV_READ);
+}
+
+/* The TLS handshake is done: the client's certificate is read once, here. */
+static void conn_tls_ready(struct http_conn *c)
+{
+	if (c->handshake_deadline != NULL) {
+		event_free(c->handshake_deadline);
+		c->handshake_deadline = NULL;
+	}
+	c->has_fp = crab_tls_peer_fingerprint(bufferevent_openssl_get_ssl(c->bev), c->fp) == 1;
+	ERR_clear_error();
+}
+
+static void handshake_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+	(void)fd;
+	(void)what;
+
+	log_debug("closing %s: tls handshake too slow", c->peer);
+	conn_free(c);
+}
+
+static void log_tls_failure(struct http_conn *c)
+{
+	unsigned long e = bufferevent_get_openssl_error(c->bev);
+	char why[256] = "connection closed";
+
+	if (e != 0)
+		ERR_error_string_n(e, why, sizeof(why));
+	log_debug("tls handshake with %s failed: %s", c->peer, why);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -437,19 +547,24 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct http_conn *c = arg;
 	(void)bev;
 
+	if (what & BEV_EVENT_CONNECTED) {
+		conn_tls_ready(c);
+		return;
+	}
 	if (c->state == CONN_HANDLING) {
 		/* At EOF (a half-close) or the idle timeout libevent has stopped reading, as the
 		 * handling state used to stop it: the reply still goes out, and reading resumes
 		 * after it (and sees the EOF again, or starts a new idle period). */
 		if ((what & BEV_EVENT_READING) && (what & (BEV_EVENT_EOF | BEV_EVENT_TIMEOUT)))
 			return;
-		/* The handler still owns the request: close when it replies. */
-		c->state = CONN_CLOSING;
-		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		/* The handler still owns the request: close now, free when it replies. */
+		conn_detach(c);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT)
 		log_debug("closing idle connection %s", c->peer);
+	else if (c->handshake_deadline != NULL)
+		log_tls_failure(c);
 	conn_free(c);
 }
 
@@ -470,7 +585,37 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t outlen)
 	snprintf(out, outlen, "%s:%d", host, port);
 }
 
-static void conn_new(struct crab_http_server *srv, evutil_socket_t fd, const char *peer)
+/* A bufferevent that will accept TLS on fd, or NULL. It owns fd, even on failure. */
+static struct bufferevent *tls_bufferevent_new(struct crab_http_server *srv, evutil_socket_t fd)
+{
+	SSL *ssl = SSL_new(srv->tls);
+	struct bufferevent *bev;
+
+	if (ssl == NULL) {
+		ERR_clear_error();
+		evutil_closesocket(fd);
+		return NULL;
+	}
+	/* Callbacks deferred: libevent's OpenSSL side would otherwise call them from within
+	 * our own writes to its output. */
+	bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		/* libevent 2.1 has freed ssl and closed fd, or not, depending on where it
+		 * failed (only out of memory): a leak is better than a double close. */
+		log_warnx("cannot set up tls for a connection");
+		return NULL;
+	}
+	/* A TCP close without close_notify is an EOF, as on plain connections: a cut
+	 * request never completes its framing anyway. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	/* writing only while a reply waits: see conn_flush */
+	bufferevent_disable(bev, EV_WRITE);
+	return bev;
+}
+
+static void conn_new(struct crab_http_server *srv, evutil_socket_t fd, const char *peer,
+    int tls)
 {
 	struct timeval idle = {srv->limits.idle_timeout_s, 0};
 	struct http_conn *c;
@@ -481,8 +626,16 @@ static void conn_new(struct crab_http_server *srv, evutil_socket_t fd, const cha
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->srv = srv;
-	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
+	c->tls = tls;
+	if (tls) {
+		if ((c->bev = tls_bufferevent_new(srv, fd)) == NULL) {
+			free(c);
+			return;
+		}
+		/* The idle timeout restarts at each read: this bounds the whole handshake. */
+		c->handshake_deadline = evtimer_new(srv->base, handshake_deadline_cb, c);
+		evtimer_add(c->handshake_deadline, &idle);
+	} else if ((c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		evutil_closesocket(fd);
 		free(c);
 		return;
@@ -503,18 +656,19 @@ static void conn_new(struct crab_http_server *srv, evutil_socket_t fd, const cha
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
+	struct crab_http_server *srv = arg;
 	char peer[64];
 	(void)l;
 	(void)salen;
 
 	format_peer(sa, peer, sizeof(peer));
-	conn_new(arg, fd, peer);
+	conn_new(srv, fd, peer, srv->tls != NULL);
 }
 
 void crab_http_server_adopt(struct crab_http_server *srv, int fd, const char *peer)
 {
 	evutil_make_socket_nonblocking(fd);
-	conn_new(srv, fd, peer);
+	conn_new(srv, fd, peer, 0);
 }
 
 static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -552,7 +706,17 @@ struct crab_http_server *crab_http_server_new(struct event_base *base,
 	srv->arg = arg;
 	srv->accept_pause = evtimer_new(base, accept_resume_cb, srv);
 	TAILQ_INIT(&srv->conns);
+	TAILQ_INIT(&srv->detached);
 	return srv;
+}
+
+int crab_http_server_set_tls(struct crab_http_server *srv, SSL_CTX *ctx)
+{
+	if (ctx == NULL || SSL_CTX_up_ref(ctx) != 1)
+		return -1;
+	SSL_CTX_free(srv->tls);
+	srv->tls = ctx;
+	return 0;
 }
 
 static int split_host_port(const char *host_port, char *host, size_t hostlen, char *port,
@@ -652,15 +816,34 @@ size_t crab_http_server_connections(struct crab_http_server *srv)
 	return srv->nconns;
 }
 
+size_t crab_http_server_close_fingerprint(struct crab_http_server *srv, const char *fp)
+{
+	struct http_conn *c, *next;
+	size_t n = 0;
+
+	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (!c->has_fp || c->doomed || strcasecmp(c->fp, fp) != 0)
+			continue;
+		log_debug("closing %s: its certificate was cut off", c->peer);
+		conn_close(c);
+		n++;
+	}
+	return n;
+}
+
 void crab_http_server_free(struct crab_http_server *srv)
 {
 	if (srv == NULL)
 		return;
 	while (!TAILQ_EMPTY(&srv->conns))
 		conn_free(TAILQ_FIRST(&srv->conns));
+	while (!TAILQ_EMPTY(&srv->detached))
+		conn_free(TAILQ_FIRST(&srv->detached));
 	if (srv->listener != NULL)
 		evconnlistener_free(srv->listener);
 	event_free(srv->accept_pause);
+	SSL_CTX_free(srv->tls); /* each connection's SSL holds the context until it goes */
 	free(srv);
 }
 
@@ -698,6 +881,16 @@ const char *crab_http_request_peer(struct crab_http_request *req)
 	return req->conn->peer;
 }
 
+int crab_http_request_is_tls(struct crab_http_request *req)
+{
+	return req->conn->tls;
+}
+
+const char *crab_http_request_peer_fingerprint(struct crab_http_request *req)
+{
+	return req->conn->has_fp ? req->conn->fp : NULL;
+}
+
 void crab_http_reply_header(struct crab_http_request *req, const char *name, const char *value)
 {
 	size_t n;
@@ -716,7 +909,7 @@ void crab_http_reply(struct crab_http_request *req, int status, const char *body
 	int keep_alive;
 
 	srv->inflight--;
-	if (c->state == CONN_CLOSING) { /* the client went away meanwhile */
+	if (c->bev == NULL) { /* closed meanwhile: the client went away, or was cut off */
 		conn_free(c);
 		return;
 	}

@@ -9,11 +9,17 @@
  * request per connection is handled at a time; pipelined requests wait their turn.
  * Every reply, error or not, has a JSON body. A request refused before its body was read
  * gets a lingering close: the server stops writing, then reads and discards what the
- * client still sends for a moment, so the client sees the answer instead of a reset. */
+ * client still sends for a moment, so the client sees the answer instead of a reset.
+ *
+ * With crab_http_server_set_tls every accepted connection speaks TLS (SECURITY.md,
+ * "Transport"): the handshake must end within the idle timeout, and a failed one (plain
+ * HTTP on the TLS port included) just closes the connection. The client certificate,
+ * if any, is only read here: whom to trust is the caller's decision, by fingerprint. */
 #ifndef CRAB_HTTP_SERVER_H
 #define CRAB_HTTP_SERVER_H
 
 #include <event2/event.h>
+#include <openssl/types.h>
 #include <stddef.h>
 
 #include "errors.h"
@@ -45,6 +51,11 @@ int crab_http_server_listen(struct crab_http_server *srv, const char *host_port,
     int *is_loopback, char *err, size_t errlen);
 /* Serves an already connected socket as if accepted (tests, fuzzing); takes the fd. */
 void crab_http_server_adopt(struct crab_http_server *srv, int fd, const char *peer);
+/* Serves TLS on every connection accepted from now on, with ctx (the server takes a
+ * reference of its own: the caller may free ctx after). Call before the loop accepts
+ * (listening first is fine: it tells whether the address is loopback); adopted sockets
+ * stay plain. 0, or -1 on a NULL ctx. */
+int crab_http_server_set_tls(struct crab_http_server *srv, SSL_CTX *ctx);
 /* The bound port (useful with port 0). */
 int crab_http_server_port(struct crab_http_server *srv);
 /* Stops accepting and closes idle connections; requests being handled finish. */
@@ -52,6 +63,11 @@ void crab_http_server_drain(struct crab_http_server *srv);
 /* Requests whose handler has not replied yet. */
 size_t crab_http_server_inflight(struct crab_http_server *srv);
 size_t crab_http_server_connections(struct crab_http_server *srv);
+/* Closes at once every connection whose client certificate has fingerprint fp (all 64
+ * hex digits): a revoked peer. A request of theirs still with its handler is answered
+ * into the void: its crab_http_reply only frees it. May be called from any callback,
+ * on_head and on_request included. Returns how many connections it closed. */
+size_t crab_http_server_close_fingerprint(struct crab_http_server *srv, const char *fp);
 /* Closes every connection and frees the server. */
 void crab_http_server_free(struct crab_http_server *srv);
 
@@ -61,6 +77,11 @@ const char *crab_http_request_path(struct crab_http_request *req); /* without th
 const char *crab_http_request_header(struct crab_http_request *req, const char *name);
 const char *crab_http_request_body(struct crab_http_request *req, size_t *len);
 const char *crab_http_request_peer(struct crab_http_request *req); /* "addr:port" */
+/* Whether the request came over TLS: 1 or 0. */
+int crab_http_request_is_tls(struct crab_http_request *req);
+/* The fingerprint (64 hex digits) of the certificate the client presented in the TLS
+ * handshake, or NULL: a plain connection, or none presented. Read once per connection. */
+const char *crab_http_request_peer_fingerprint(struct crab_http_request *req);
 
 /* Adds a response header to the coming reply (name and value copied). */
 void crab_http_reply_header(struct crab_http_request *req, const char *name,

@@ -25,6 +25,20 @@ int crab_ct_memcmp(const void *a, const void *b, size_t len);
 /* Parses a decimal integer within [min, max]; 0 on success, -1 otherwise. */
 int crab_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/* Parses a duration "90s", "10m", "2h", "7d" (a bare number is seconds) within 1 ms and
+ * max_ms; 0 on success, -1 otherwise. */
+int crab_parse_duration_ms(const char *s, int64_t max_ms, int64_t *out);
+
+/* Writes len bytes to dir/name (mode 0600) through a temporary file, fsynced, then
+ * renamed, and fsyncs dir: a crash leaves the old file or the whole new one. With
+ * noreplace an existing dir/name is kept (two processes creating the same file at once:
+ * the first wins) and 1 returned. 0, or -1 with one line in err. */
+int crab_file_write_atomic(const char *dir, const char *name, const char *data, size_t len,
+    int noreplace, char *err, size_t errlen);
+/* Reads a whole file of at most max bytes into a malloc'd NUL-terminated string;
+ * NULL with one line in err (errno ENOENT kept for a missing file). */
+char *crab_file_read(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+
 /* A growable byte buffer, always NUL-terminated once anything was added. */
 struct crab_buf {
 	char *data;

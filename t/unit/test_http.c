@@ -18,6 +18,7 @@
 static struct event_base *base;
 static struct crab_http_server *srv;
 static int heads_seen;
+static int seen_tls = -1, seen_fp = -1;
 
 static int on_head(struct crab_http_request *req, void *arg, struct crab_error *err)
 {
@@ -37,6 +38,8 @@ static void on_request(struct crab_http_request *req, void *arg)
 	const char *x = crab_http_request_header(req, "X-Tag");
 	(void)arg;
 
+	seen_tls = crab_http_request_is_tls(req);
+	seen_fp = crab_http_request_peer_fingerprint(req) != NULL;
 	crab_http_request_body(req, &len);
 	snprintf(body, sizeof(body), "{\"len\":%zu,\"tag\":\"%s\",\"path\":\"%s\"}", len,
 	    x ? x : "", crab_http_request_path(req));
@@ -101,6 +104,7 @@ static void test_simple(void)
 	CHECK(strstr(r, "Content-Type: application/json\r\n") != NULL, "replies are JSON");
 	CHECK(strstr(r, "{\"len\":5,\"tag\":\"abc\",\"path\":\"/echo\"}") != NULL,
 	    "the handler sees body, header and path without the query");
+	CHECK(seen_tls == 0 && seen_fp == 0, "a plain connection has no TLS and no fingerprint");
 	free(r);
 }
 
