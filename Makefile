@@ -64,13 +64,19 @@ CORE_SRC := \
 	core/identity.c \
 	core/tls.c \
 	core/cli_id.c \
+	core/peers.c \
+	core/pair_responder.c \
+	core/peer_check.c \
 	core/ingress.c \
 	core/admin.c \
 	core/admin_modules.c \
 	core/admin_sessions.c \
+	core/admin_peers.c \
 	core/admin_client.c \
 	core/gateway.c \
 	core/cli_pair.c \
+	core/cli_peers.c \
+	core/component.c \
 	core/cli_event.c \
 	core/cli_modules.c \
 	core/cli_sessions.c \
@@ -83,6 +89,7 @@ STORE_SRC := \
 	store/schema.c \
 	store/store_turns.c \
 	store/store_sessions.c \
+	store/store_peers.c \
 	store/db_sqlite.c \
 	store/db_postgres.c
 
@@ -107,7 +114,8 @@ UNIT_TESTS := \
 	t/unit/test_abi \
 	t/unit/test_openai_sse \
 	t/unit/test_router \
-	t/unit/test_identity
+	t/unit/test_identity \
+	t/unit/test_peers
 
 HELPERS := \
 	t/helpers/postload \
@@ -115,7 +123,8 @@ HELPERS := \
 
 # Helpers linked with the core's sanitizer objects, like the unit tests.
 CORE_HELPERS := \
-	t/helpers/modeldrive
+	t/helpers/modeldrive \
+	t/helpers/component
 
 # make bench's zero-latency model: libevent's evhttp and jansson, nothing of the core.
 BENCH_HELPERS := \

@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "gateway.h"
 #include "id.h"
+#include "identity.h"
 #include "log.h"
 #include "turns.h"
 #include "util.h"
@@ -111,8 +112,9 @@ void crab_admin_reply_error(struct admin_call *call, const char *code, const cha
 
 static json_t *gateway_summary(struct crab_gateway *gw)
 {
-	return json_pack("{s:s, s:s, s:s, s:I}", "gateway", "crab", "version", CRAB_VERSION,
-	    "listen", gw->listen_url, "uptime_s",
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "gateway", "crab", "version",
+	    CRAB_VERSION, "name", gw->name, "listen", gw->listen_url, "fingerprint",
+	    gw->identity->fingerprint, "short", gw->identity->short_fp, "uptime_s",
 	    (json_int_t)((crab_clock_now_ms() - gw->started_at_ms) / 1000));
 }
 
@@ -173,11 +175,12 @@ static void status_done(struct crab_store_job *job, enum crab_job_status status)
 	    "journal_mode", j->dur.journal_mode, "synchronous", j->dur.synchronous,
 	    "fsync", j->dur.fsync, "acks", j->dur.acks, "commits", (json_int_t)qs.commits,
 	    "jobs", (json_int_t)qs.jobs, "syncs", (json_int_t)qs.syncs, "rows", counts));
-	json_object_set_new(r, "counters", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+	json_object_set_new(r, "counters", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "events_accepted", (json_int_t)k->events_accepted,
 	    "events_duplicate", (json_int_t)k->events_duplicate,
 	    "requests_rejected", (json_int_t)k->requests_rejected,
 	    "unauthenticated", (json_int_t)k->unauthenticated,
+	    "forbidden", (json_int_t)k->forbidden,
 	    "rate_limited", (json_int_t)k->rate_limited,
 	    "store_unavailable", (json_int_t)k->store_unavailable));
 	json_object_set_new(r, "http", json_pack("{s:I, s:I}",
@@ -257,8 +260,7 @@ static void lease_create_done(struct crab_store_job *job, enum crab_job_status s
 	free(j);
 }
 
-/* A string argument of 1..max bytes, or NULL when absent; *bad set when present but wrong. */
-static const char *arg_string(json_t *args, const char *name, size_t max, int *bad)
+const char *crab_admin_arg_string(json_t *args, const char *name, size_t max, int *bad)
 {
 	json_t *v = json_object_get(args, name);
 	if (v == NULL || json_is_null(v))
@@ -280,9 +282,9 @@ static void op_lease_create(struct admin_call *call, json_t *args)
 	int bad = 0;
 	int64_t ttl_s = 600;
 
-	tenant = arg_string(args, "tenant_id", 256, &bad);
-	agent = arg_string(args, "agent_id", 256, &bad);
-	session = arg_string(args, "session_id", 64, &bad);
+	tenant = crab_admin_arg_string(args, "tenant_id", 256, &bad);
+	agent = crab_admin_arg_string(args, "agent_id", 256, &bad);
+	session = crab_admin_arg_string(args, "session_id", 64, &bad);
 	if (tenant == NULL || bad) {
 		crab_admin_reply_error(call, "invalid_args", "tenant_id (a tenant or \"*\") is required; "
 		    "agent_id and session_id are optional strings");
@@ -346,7 +348,7 @@ static void lease_revoke_done(struct crab_store_job *job, enum crab_job_status s
 static void op_lease_revoke(struct admin_call *call, json_t *args)
 {
 	int bad = 0;
-	const char *id = arg_string(args, "lease_id", CRAB_STORE_ID_MAX - 1, &bad);
+	const char *id = crab_admin_arg_string(args, "lease_id", CRAB_STORE_ID_MAX - 1, &bad);
 	struct lease_job *j;
 
 	if (id == NULL || bad) {
@@ -399,6 +401,12 @@ static const struct {
 } ops[] = {
 	{"pair.test", op_pair_test},
 	{"status", op_status},
+	{"pair.tool", crab_admin_op_pair_tool},
+	{"pair.subscriber", crab_admin_op_pair_subscriber},
+	{"pair.operator", crab_admin_op_pair_operator},
+	{"peers.list", crab_admin_op_peers_list},
+	{"peers.grant", crab_admin_op_peers_grant},
+	{"peers.revoke", crab_admin_op_peers_revoke},
 	{"lease.create", op_lease_create},
 	{"lease.revoke", op_lease_revoke},
 	{"retention.run", op_retention_run},

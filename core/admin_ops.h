@@ -19,6 +19,10 @@ void crab_admin_reply_ok(struct admin_call *call, json_t *result);
 void crab_admin_reply_error(struct admin_call *call, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A string argument of 1..max bytes, or NULL when absent; *bad set when present but
+ * wrong. */
+const char *crab_admin_arg_string(json_t *args, const char *name, size_t max, int *bad);
+
 /* core/admin_modules.c */
 void crab_admin_op_modules_list(struct admin_call *call, json_t *args);
 void crab_admin_op_model_test(struct admin_call *call, json_t *args);
@@ -30,5 +34,16 @@ void crab_admin_op_sessions_close(struct admin_call *call, json_t *args);
 void crab_admin_op_turns_show(struct admin_call *call, json_t *args);
 void crab_admin_op_turns_wait(struct admin_call *call, json_t *args);
 void crab_admin_op_event_send(struct admin_call *call, json_t *args);
+
+/* core/admin_peers.c: pairing and the peers (SECURITY.md "Pairing"). */
+void crab_admin_op_pair_tool(struct admin_call *call, json_t *args);
+void crab_admin_op_pair_subscriber(struct admin_call *call, json_t *args);
+void crab_admin_op_pair_operator(struct admin_call *call, json_t *args);
+void crab_admin_op_peers_list(struct admin_call *call, json_t *args);
+void crab_admin_op_peers_grant(struct admin_call *call, json_t *args);
+void crab_admin_op_peers_revoke(struct admin_call *call, json_t *args);
+/* Ends the pairings still talking to their components: at shutdown, before the admin
+ * socket and the http client go. */
+void crab_admin_peers_release(struct crab_gateway *gw);
 
 #endif

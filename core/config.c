@@ -19,6 +19,7 @@ static void parse_module_load(struct loader *ld, void *base, struct fy_node *key
     struct fy_node *val);
 
 static const char *const unmapped_choices[] = {"route", "refuse", NULL}; /* index = refuse */
+static const char *const tls_choices[] = {"auto", "on", "off", NULL}; /* CRAB_TLS_* */
 
 /* The groups first, so that their keys can name them. */
 enum { R_GATEWAY, R_STORE, R_LIMITS, R_RETENTION, R_LOG, R_MODULES, R_ROUTER, R_TURNS };
@@ -41,6 +42,8 @@ static const struct field root_fields[] = {
 	C(admin_socket, "admin_socket", F_STRING, R_GATEWAY),
 	C(default_agent, "default_agent", F_STRING, R_GATEWAY),
 	C(insecure_plaintext, "insecure_plaintext", F_BOOL, R_GATEWAY),
+	C(tls, "tls", F_ENUM, R_GATEWAY, .choices = tls_choices),
+	C(name, "name", F_STRING, R_GATEWAY),
 
 	C(store.driver, "driver", F_STRING, R_STORE),
 	C(store.path, "path", F_STRING, R_STORE),
@@ -325,6 +328,7 @@ void crab_config_free(struct crab_config *cfg)
 		return;
 	free(cfg->path);
 	free(cfg->listen);
+	free(cfg->name);
 	free(cfg->data_dir);
 	free(cfg->admin_socket);
 	free(cfg->default_agent);

@@ -64,6 +64,8 @@ struct crab_config_route {
 	char *isolation_key; /* a template, or NULL: memory scope "global" */
 };
 
+enum { CRAB_TLS_AUTO, CRAB_TLS_ON, CRAB_TLS_OFF };
+
 struct crab_config {
 	char *path;          /* the file it came from */
 	char *listen;        /* "host:port" of the public HTTP ingress */
@@ -71,6 +73,8 @@ struct crab_config {
 	char *admin_socket;  /* default <data_dir>/admin.sock */
 	char *default_agent; /* agent for events that name none, until routing decides */
 	int insecure_plaintext;
+	int tls;             /* CRAB_TLS_AUTO (TLS unless loopback), _ON or _OFF */
+	char *name;          /* shown to components at pairing; default the host name */
 	char *log_level;
 
 	struct {

@@ -18,10 +18,13 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "admin_ops.h"
 #include "clock.h"
 #include "http_client.h"
+#include "identity.h"
 #include "modules.h"
 #include "log.h"
+#include "peers.h"
 #include "router.h"
 #include "turns.h"
 #include "util.h"
@@ -252,6 +255,34 @@ static int load_lease(const struct crab_store_lease *row, void *arg)
 	return 0;
 }
 
+static int load_peer(const struct crab_store_peer *row, void *arg)
+{
+	struct crab_peer *p = crab_peer_from_row(row);
+	if (p != NULL)
+		crab_peer_table_add(arg, p);
+	return 0;
+}
+
+/* The gateway's identity, made on first start in the data directory. */
+static int load_identity(struct crab_gateway *gw, char *err, size_t errlen)
+{
+	char *dir = crab_config_resolve(gw->cfg, gw->cfg->data_dir);
+	char host[256] = "crab";
+	int created = 0;
+
+	if (gw->cfg->name != NULL)
+		crab_strlcpy(host, gw->cfg->name, sizeof(host));
+	else
+		gethostname(host, sizeof(host) - 1);
+	gw->name = xstrdup(host);
+	gw->identity = crab_identity_load(dir, gw->name, 1, &created, err, errlen);
+	free(dir);
+	if (gw->identity == NULL)
+		return -1;
+	log_info("identity %s%s", gw->identity->short_fp, created ? " (created now)" : "");
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: crab gateway [-c FILE]\n"
@@ -372,9 +403,25 @@ static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *e
     size_t errlen)
 {
 	struct timeval every = {gw->cfg->retention.interval_s, 0};
+	int64_t revoked = 0;
 
+	if (crab_store_lease_revoke_bound(st, crab_clock_now_ms(), &revoked) != 0) {
+		snprintf(err, errlen, "cannot revoke connection-bound leases: %s",
+		    crab_store_error(st));
+		crab_store_close(st);
+		return -1;
+	}
+	if (revoked > 0)
+		log_info("%lld connection-bound lease%s revoked: their connections ended with the "
+			 "last run", (long long)revoked, revoked == 1 ? "" : "s");
 	if (crab_store_lease_foreach_live(st, crab_clock_now_ms(), load_lease, gw->leases) != 0) {
 		snprintf(err, errlen, "cannot load leases: %s", crab_store_error(st));
+		crab_store_close(st);
+		return -1;
+	}
+	gw->peers = crab_peer_table_new();
+	if (crab_store_peer_list(st, 0, load_peer, gw->peers) != 0) {
+		snprintf(err, errlen, "cannot load peers: %s", crab_store_error(st));
 		crab_store_close(st);
 		return -1;
 	}
@@ -396,6 +443,7 @@ static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *e
 	event_add(gw->retention_timer, &every);
 	crab_registry_start(gw->modules);
 	crab_turns_recover(gw->turns);
+	crab_peer_check_start(gw);
 	return 0;
 }
 
@@ -410,6 +458,8 @@ static void gateway_release(struct crab_gateway *gw)
 	if (gw->drain_timer)
 		event_free(gw->drain_timer);
 	crab_admin_modules_release(gw);
+	crab_admin_peers_release(gw);
+	crab_peer_check_release(gw);
 	crab_turns_free(gw->turns); /* answers waiters: before the admin socket goes */
 	crab_admin_free(gw->admin);
 	crab_http_server_free(gw->http);
@@ -419,6 +469,9 @@ static void gateway_release(struct crab_gateway *gw)
 	crab_storeq_free(gw->storeq); /* closes the store */
 	crab_router_free(gw->router);  /* the worker's last jobs used it */
 	crab_lease_table_free(gw->leases);
+	crab_peer_table_free(gw->peers);
+	crab_identity_free(gw->identity);
+	free(gw->name);
 	if (gw->base)
 		event_base_free(gw->base);
 	crab_config_free(gw->cfg);
@@ -452,6 +505,8 @@ int crab_gateway_main(int argc, char **argv)
 		if (ok != 0)
 			goto fail;
 	}
+	if (load_identity(&gw, err, sizeof(err)) != 0)
+		goto fail;
 	if ((st = open_store(gw.cfg, err, sizeof(err))) == NULL)
 		goto fail;
 	crab_strlcpy(gw.store_driver, crab_store_driver(st), sizeof(gw.store_driver));

@@ -17,12 +17,17 @@ struct crab_router;
 struct crab_turns;
 struct crab_http_client;
 struct model_test;
+struct pair_op;
+struct peer_checks;
+struct crab_identity;
+struct crab_peer_table;
 
 struct crab_gateway_counters {
 	uint64_t events_accepted;
 	uint64_t events_duplicate;
 	uint64_t requests_rejected;
 	uint64_t unauthenticated;
+	uint64_t forbidden;
 	uint64_t rate_limited;
 	uint64_t store_unavailable;
 };
@@ -47,6 +52,12 @@ struct crab_gateway {
 	int draining;
 	struct crab_gateway_counters counters;
 	struct model_test *model_tests; /* admin model.test requests still running */
+	struct crab_identity *identity; /* this gateway's key and certificate */
+	char *name;                     /* shown to components at pairing */
+	struct crab_peer_table *peers;  /* live paired peers */
+	struct pair_op *pair_ops;       /* pairings still talking to their components */
+	struct peer_checks *peer_checks; /* health checks of the peers' endpoints */
+	struct event *peer_check_timer;
 };
 
 int crab_gateway_main(int argc, char **argv);
@@ -54,6 +65,14 @@ int crab_gateway_main(int argc, char **argv);
 /* Cancels the admin model.test requests still running (core/admin_modules.c): at
  * shutdown, before the admin socket and the modules go. */
 void crab_admin_modules_release(struct crab_gateway *gw);
+
+/* Peers (core/peer_check.c): checks every peer's endpoint (GET /v1/health, pinned) now;
+ * done(arg) runs once every answer is in. */
+void crab_peer_check_all(struct crab_gateway *gw, void (*done)(void *arg), void *arg);
+/* Starts the periodic checks; the first runs at once. */
+void crab_peer_check_start(struct crab_gateway *gw);
+/* Cancels the checks running: at shutdown. */
+void crab_peer_check_release(struct crab_gateway *gw);
 
 /* Ingress: the public HTTP listener (core/ingress.c). */
 int crab_ingress_start(struct crab_gateway *gw, char *err, size_t errlen);
@@ -67,6 +86,9 @@ struct crab_ingest_producer {
 	const char *lease_id;   /* with session_pending: the lease the first event binds */
 	int session_pending;    /* a lease made for a new session, not bound yet */
 	int trusted;            /* names tenant_id and agent_id in the envelope itself (modules) */
+	/* A paired peer's fingerprint: the event's type and tenant must be of its offers and
+	 * grant (crab_peer_may_produce), checked once the tenant is known. NULL: no check. */
+	const char *peer_fp;
 };
 
 /* Hears the outcome of one event: 202 {event_id, session_id, duplicate} or an error body. */
@@ -75,6 +97,10 @@ typedef void (*crab_ingest_answer_fn)(void *arg, int status, const char *body, s
 /* Validates an envelope, stores it durably and then answers, from any producer. */
 void crab_ingest(struct crab_gateway *gw, const char *body, size_t len,
     const struct crab_ingest_producer *producer, crab_ingest_answer_fn answer, void *arg);
+
+/* Counts a refused request by its code: requests_rejected, and unauthenticated (401),
+ * forbidden (403) or store_unavailable (core/ingest.c). */
+void crab_gateway_count_refusal(struct crab_gateway *gw, const struct crab_error *err);
 
 /* Answers an error body with its status, counted (core/ingest.c). */
 void crab_ingest_answer_error(struct crab_gateway *gw, crab_ingest_answer_fn answer, void *arg,

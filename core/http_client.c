@@ -433,8 +433,9 @@ static int set_options(struct crab_http_call *call, int64_t timeout_ms)
 	return 0;
 }
 
-struct crab_http_call *crab_http_client_start(struct crab_http_client *c,
-    const struct crab_http_req_v1 *req, const struct crab_http_handler_v1 *h, void *arg)
+static struct crab_http_call *start(struct crab_http_client *c,
+    const struct crab_http_req_v1 *req, const struct crab_http_handler_v1 *h, void *arg,
+    struct crab_tls_pin *pin)
 {
 	typedef struct crab_http_req_v1 R;
 	typedef struct crab_http_handler_v1 H;
@@ -519,7 +520,8 @@ struct crab_http_call *crab_http_client_start(struct crab_http_client *c,
 	if ((call->easy = easy_get(c)) == NULL)
 		goto fail;
 	why = "curl refused an option";
-	if (set_options(call, timeout_ms) != 0 || set_method(call, body != NULL, body_len) != 0)
+	if (set_options(call, timeout_ms) != 0 || set_method(call, body != NULL, body_len) != 0 ||
+	    (pin != NULL && crab_tls_curl_pin(call->easy, pin) != 0))
 		goto fail;
 
 	if (c->in_curl > 0) {
@@ -542,6 +544,24 @@ fail:
 	if (call != NULL)
 		call_release(call);
 	return NULL;
+}
+
+struct crab_http_call *crab_http_client_start(struct crab_http_client *c,
+    const struct crab_http_req_v1 *req, const struct crab_http_handler_v1 *h, void *arg)
+{
+	return start(c, req, h, arg, NULL);
+}
+
+struct crab_http_call *crab_http_client_start_pinned(struct crab_http_client *c,
+    const struct crab_http_req_v1 *req, const struct crab_http_handler_v1 *h, void *arg,
+    struct crab_tls_pin *pin)
+{
+	if (pin == NULL || req == NULL || req->url == NULL ||
+	    strncmp(req->url, "https://", 8) != 0) {
+		log_debug("http client: a pinned call needs an https url");
+		return NULL;
+	}
+	return start(c, req, h, arg, pin);
 }
 
 void crab_http_client_cancel(struct crab_http_call *call)

@@ -40,6 +40,7 @@
 #include <stddef.h>
 
 #include "abi/crab_module_v1.h"
+#include "tls.h"
 
 #define CRAB_HTTP_CLIENT_DEFAULT_TIMEOUT_MS 60000
 #define CRAB_HTTP_CLIENT_DEFAULT_MAX_RESPONSE (8u << 20)
@@ -74,6 +75,12 @@ void crab_http_client_free(struct crab_http_client *c);
  * scheme included, reach on_done. */
 struct crab_http_call *crab_http_client_start(struct crab_http_client *c,
     const struct crab_http_req_v1 *req, const struct crab_http_handler_v1 *h, void *arg);
+/* As crab_http_client_start, for the gateway's own calls to its peers: https only, TLS
+ * 1.3 with the identity and the pin of pin (core/tls.h), which is borrowed and must stay
+ * until on_done has run or the call is cancelled. */
+struct crab_http_call *crab_http_client_start_pinned(struct crab_http_client *c,
+    const struct crab_http_req_v1 *req, const struct crab_http_handler_v1 *h, void *arg,
+    struct crab_tls_pin *pin);
 /* Ends a call early: none of its callbacks runs after this returns. Allowed from any of
  * the client's callbacks, for any call; from within the call's own on_done it does
  * nothing. NULL is a no-op. */

@@ -76,6 +76,8 @@ struct http_conn {
 	int has_fp;            /* the client presented a certificate, fingerprint fp */
 	char fp[CRAB_FP_HEX];
 	char peer[64];
+	char **tags;           /* crab_http_request_tag_connection: told at close */
+	size_t ntags;
 	struct crab_http_request req;
 };
 
@@ -90,6 +92,8 @@ struct crab_http_server {
 	crab_http_request_cb on_request;
 	void *arg;
 	SSL_CTX *tls;
+	void (*on_close)(void *arg, const char *tag);
+	void *on_close_arg;
 	struct conn_list conns;
 	struct conn_list detached; /* closed, their request still with its handler */
 	size_t nconns;
@@ -293,10 +297,26 @@ static const http_parser_settings parser_settings = {
 
 /* ---- connections ---- */
 
+/* The socket is closing: whoever tagged the connection is told, once. */
+static void conn_tell_closed(struct http_conn *c)
+{
+	struct crab_http_server *srv = c->srv;
+
+	for (size_t i = 0; i < c->ntags; i++) {
+		if (srv->on_close != NULL)
+			srv->on_close(srv->on_close_arg, c->tags[i]);
+		free(c->tags[i]);
+	}
+	free(c->tags);
+	c->tags = NULL;
+	c->ntags = 0;
+}
+
 static void conn_free(struct http_conn *c)
 {
 	struct crab_http_server *srv = c->srv;
 
+	conn_tell_closed(c);
 	if (c->bev != NULL) {
 		TAILQ_REMOVE(&srv->conns, c, link);
 		srv->nconns--;
@@ -316,6 +336,7 @@ static void conn_detach(struct http_conn *c)
 {
 	struct crab_http_server *srv = c->srv;
 
+	conn_tell_closed(c);
 	TAILQ_REMOVE(&srv->conns, c, link);
 	srv->nconns--;
 	bufferevent_free(c->bev);
@@ -836,6 +857,7 @@ void crab_http_server_free(struct crab_http_server *srv)
 {
 	if (srv == NULL)
 		return;
+	srv->on_close = NULL; /* the owner is going too: closing is not news */
 	while (!TAILQ_EMPTY(&srv->conns))
 		conn_free(TAILQ_FIRST(&srv->conns));
 	while (!TAILQ_EMPTY(&srv->detached))
@@ -845,6 +867,30 @@ void crab_http_server_free(struct crab_http_server *srv)
 	event_free(srv->accept_pause);
 	SSL_CTX_free(srv->tls); /* each connection's SSL holds the context until it goes */
 	free(srv);
+}
+
+void crab_http_server_on_close(struct crab_http_server *srv,
+    void (*fn)(void *arg, const char *tag), void *arg)
+{
+	srv->on_close = fn;
+	srv->on_close_arg = arg;
+}
+
+void crab_http_request_tag_connection(struct crab_http_request *req, const char *tag)
+{
+	struct http_conn *c = req->conn;
+
+	if (c->bev == NULL) { /* already closed: it is news now */
+		if (c->srv->on_close != NULL)
+			c->srv->on_close(c->srv->on_close_arg, tag);
+		return;
+	}
+	for (size_t i = 0; i < c->ntags; i++) {
+		if (strcmp(c->tags[i], tag) == 0)
+			return;
+	}
+	c->tags = xrealloc(c->tags, (c->ntags + 1) * sizeof(*c->tags));
+	c->tags[c->ntags++] = xstrdup(tag);
 }
 
 const char *crab_http_request_method(struct crab_http_request *req)

@@ -71,6 +71,14 @@ size_t crab_http_server_close_fingerprint(struct crab_http_server *srv, const ch
 /* Closes every connection and frees the server. */
 void crab_http_server_free(struct crab_http_server *srv);
 
+/* Connection-bound state (a lease that dies with its connection): tag_connection ties a
+ * tag (copied; once per tag) to the request's connection, and when that connection closes,
+ * for any reason, fn(arg, tag) is called once per tag. Not when the server itself is
+ * freed. Tagging a connection already closed calls fn at once. */
+void crab_http_server_on_close(struct crab_http_server *srv,
+    void (*fn)(void *arg, const char *tag), void *arg);
+void crab_http_request_tag_connection(struct crab_http_request *req, const char *tag);
+
 /* Request accessors: strings are borrowed until the reply. */
 const char *crab_http_request_method(struct crab_http_request *req);
 const char *crab_http_request_path(struct crab_http_request *req); /* without the query */

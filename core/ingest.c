@@ -15,6 +15,7 @@
 #include "jsontext.h"
 #include "log.h"
 #include "outbox.h"
+#include "peers.h"
 #include "router.h"
 #include "turns.h"
 #include "util.h"
@@ -293,16 +294,38 @@ static void answer_accepted(struct ingest_job *j)
 	crab_buf_free(&b);
 }
 
+void crab_gateway_count_refusal(struct crab_gateway *gw, const struct crab_error *err)
+{
+	int status = crab_error_status(err->code);
+
+	gw->counters.requests_rejected++;
+	if (status == 401)
+		gw->counters.unauthenticated++;
+	else if (status == 403)
+		gw->counters.forbidden++;
+	else if (strcmp(err->code, "store_unavailable") == 0)
+		gw->counters.store_unavailable++;
+}
+
 void crab_ingest_answer_error(struct crab_gateway *gw, crab_ingest_answer_fn answer, void *arg,
     const struct crab_error *err)
 {
 	char *body = crab_error_body(err);
 
-	gw->counters.requests_rejected++;
-	if (strcmp(err->code, "store_unavailable") == 0)
-		gw->counters.store_unavailable++;
+	crab_gateway_count_refusal(gw, err);
 	answer(arg, crab_error_status(err->code), body, strlen(body));
 	free(body);
+}
+
+/* An event refused for who sent it (401, 403) is logged with its producer. */
+static void refuse(struct crab_gateway *gw, const char *producer, crab_ingest_answer_fn answer,
+    void *arg, const struct crab_error *err)
+{
+	int status = crab_error_status(err->code);
+
+	if (status == 401 || status == 403)
+		log_info("refused an event from %s: %s: %s", producer, err->code, err->message);
+	crab_ingest_answer_error(gw, answer, arg, err);
 }
 
 /* The store has bound a lease made for a new session: the index follows. */
@@ -329,7 +352,7 @@ static void ingest_done(struct crab_store_job *job, enum crab_job_status status)
 		    "the event could not be stored; send it again");
 		crab_ingest_answer_error(gw, j->answer, j->answer_arg, &err);
 	} else if (j->failed) {
-		crab_ingest_answer_error(gw, j->answer, j->answer_arg, &j->err);
+		refuse(gw, j->producer, j->answer, j->answer_arg, &j->err);
 	} else {
 		if (j->duplicate) {
 			gw->counters.events_duplicate++;
@@ -393,7 +416,15 @@ static int apply_route(struct crab_gateway *gw, const struct crab_ingest_produce
 
 	if (env->internal && !p->trusted) {
 		crab_error_set(err, "forbidden", "type",
-		    "'%s' is an internal event: a lease may not produce it", env->type);
+		    "'%s' is an internal event: only operators and internal services produce it",
+		    env->type);
+		return -1;
+	}
+	if (!p->trusted && (env->tenant_id != NULL || env->agent_id != NULL)) {
+		/* The tenant comes from the lease or the identity mapping, never from input. */
+		crab_error_set(err, "forbidden", env->tenant_id ? "tenant_id" : "agent_id",
+		    "this producer may not name %s: the gateway derives it",
+		    env->tenant_id ? "tenant_id" : "agent_id");
 		return -1;
 	}
 	if (in.agent_id != NULL && crab_config_agent_find(gw->cfg, in.agent_id) == NULL) {
@@ -442,10 +473,13 @@ void crab_ingest(struct crab_gateway *gw, const char *body, size_t len,
 	}
 	j = xcalloc(1, sizeof(*j));
 	if (apply_session(producer, &env, j, &err) != 0 ||
-	    apply_route(gw, producer, &env, j, &err) != 0) {
+	    apply_route(gw, producer, &env, j, &err) != 0 ||
+	    (producer->peer_fp != NULL &&
+		!crab_peer_may_produce(gw->peers, producer->peer_fp, env.type,
+		    j->route.tenant_id ? j->route.tenant_id : j->fixed_tenant, &err))) {
 		crab_envelope_release(&env);
 		ingest_job_free(j);
-		crab_ingest_answer_error(gw, answer, arg, &err);
+		refuse(gw, producer->id, answer, arg, &err);
 		return;
 	}
 	j->job.run = ingest_run;

@@ -229,7 +229,7 @@ struct crab_lease *crab_lease_from_row(const struct crab_store_lease *row)
 	l->connection_bound = row->connection_bound;
 	l->created_at = row->created_at;
 	l->expires_at = row->expires_at;
-	l->tokens = -1; /* a full bucket at first use */
+	l->rate.tokens = -1; /* a full bucket at first use */
 	return l;
 }
 
@@ -260,25 +260,25 @@ void crab_lease_scopes_format(unsigned scopes, char *out, size_t outlen)
 	    scopes & CRAB_LEASE_SUBSCRIBE ? "subscribe" : "");
 }
 
-int crab_lease_rate_take(struct crab_lease *l, int64_t now_ms, int64_t rate, int64_t burst,
+int crab_rate_take(struct crab_rate *r, int64_t now_ms, int64_t rate, int64_t burst,
     int *retry_after_s)
 {
 	if (rate <= 0)
 		return 1;
-	if (l->tokens < 0) {
-		l->tokens = (double)burst;
-		l->refilled_at = now_ms;
+	if (r->tokens < 0) {
+		r->tokens = (double)burst;
+		r->refilled_at = now_ms;
 	}
-	if (now_ms > l->refilled_at) {
-		l->tokens += (double)(now_ms - l->refilled_at) * (double)rate / 1000.0;
-		if (l->tokens > (double)burst)
-			l->tokens = (double)burst;
-		l->refilled_at = now_ms;
+	if (now_ms > r->refilled_at) {
+		r->tokens += (double)(now_ms - r->refilled_at) * (double)rate / 1000.0;
+		if (r->tokens > (double)burst)
+			r->tokens = (double)burst;
+		r->refilled_at = now_ms;
 	}
-	if (l->tokens >= 1.0) {
-		l->tokens -= 1.0;
+	if (r->tokens >= 1.0) {
+		r->tokens -= 1.0;
 		return 1;
 	}
-	*retry_after_s = (int)((1.0 - l->tokens) / (double)rate) + 1;
+	*retry_after_s = (int)((1.0 - r->tokens) / (double)rate) + 1;
 	return 0;
 }

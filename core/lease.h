@@ -17,6 +17,15 @@
 #define CRAB_LEASE_SUBSCRIBE 2u
 #define CRAB_LEASE_TOKEN_MAX 64
 
+/* Token-bucket rate limit: 1 when one request may go, else 0 with *retry_after_s set.
+ * rate 0 means unlimited. A bucket starts full: tokens < 0 until its first use. */
+struct crab_rate {
+	double tokens;
+	int64_t refilled_at;
+};
+int crab_rate_take(struct crab_rate *r, int64_t now_ms, int64_t rate, int64_t burst,
+    int *retry_after_s);
+
 struct crab_lease {
 	char id[CRAB_ID_MAX];
 	unsigned char hash[32];
@@ -27,8 +36,7 @@ struct crab_lease {
 	unsigned scopes;
 	int connection_bound;
 	int64_t created_at, expires_at;
-	double tokens;        /* rate bucket */
-	int64_t refilled_at;
+	struct crab_rate rate;
 	struct crab_lease *next; /* hash chain */
 };
 
@@ -63,9 +71,5 @@ int crab_lease_scopes_parse(json_t *list, unsigned *out);
 /* "produce,subscribe" style, for the store. */
 void crab_lease_scopes_format(unsigned scopes, char *out, size_t outlen);
 
-/* Token-bucket rate limit: 1 when one request may go, else 0 with *retry_after_s set.
- * rate 0 means unlimited. */
-int crab_lease_rate_take(struct crab_lease *l, int64_t now_ms, int64_t rate, int64_t burst,
-    int *retry_after_s);
 
 #endif

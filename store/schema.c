@@ -191,6 +191,15 @@ static const char *const migrations[] = {
 	"DROP INDEX turns_session;"
 	"DROP INDEX inbox_session;"
 	"DROP INDEX event_outbox_session;",
+
+	/* 5: pairing. A re-pairing replaces the live row of its component type and id; the
+	 * gateway-wide event stream (peer.*, config.*) counts its own seq. */
+	"CREATE INDEX peers_live ON peers (component_type, component_id)"
+	" WHERE revoked_at IS NULL;"
+	"CREATE TABLE stream_seq ("
+	" name TEXT PRIMARY KEY,"
+	" seq BIGINT NOT NULL);"
+	"INSERT INTO stream_seq (name, seq) VALUES ('gateway', 0);",
 };
 
 static const char create_migrations_sql[] =

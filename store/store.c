@@ -281,21 +281,6 @@ int crab_store_session_get(struct crab_store *st, const char *tenant_id, const c
 	return r.found;
 }
 
-struct id_row {
-	char *out;
-	int found, bad;
-};
-
-static int id_row(void *ud, int ncol, const char *const *v)
-{
-	struct id_row *r = ud;
-
-	(void)ncol;
-	r->found = 1;
-	r->bad = copy_col(r->out, CRAB_STORE_ID_MAX, v[0]) == -1;
-	return 1;
-}
-
 int crab_store_binding_current(struct crab_store *st, const char *tenant_id,
     const char *runtime_key, char session_id[CRAB_STORE_ID_MAX])
 {
@@ -427,6 +412,21 @@ static int lease_row(void *ud, int ncol, const char *const *v)
 	}
 	l.connection_bound = bound != 0;
 	return w->cb(&l, w->arg);
+}
+
+int crab_store_lease_revoke_bound(struct crab_store *st, int64_t now_ms, int64_t *n)
+{
+	static const char sql[] =
+		"UPDATE leases SET revoked_at = $1"
+		" WHERE connection_bound = 1 AND revoked_at IS NULL AND expires_at > $1";
+	const struct crab_db_param p[] = {CRAB_DB_I(now_ms)};
+	int64_t changes = 0;
+
+	if (exec(st, "lease_revoke_bound", sql, 1, p, NULL, NULL, &changes) == -1)
+		return -1;
+	if (n != NULL)
+		*n = changes;
+	return 0;
 }
 
 int crab_store_lease_foreach_live(struct crab_store *st, int64_t now_ms,

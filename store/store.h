@@ -277,10 +277,38 @@ int crab_store_lease_bind_session(struct crab_store *st, const char *lease_id,
  * the session id. 1 found, 0 no such lease, -1 error. */
 int crab_store_lease_session(struct crab_store *st, const char *lease_id,
     char session_id[CRAB_STORE_ID_MAX]);
+/* Revokes every live connection-bound lease: at start, no connection is left to hold
+ * one. *n (may be NULL) gets how many. */
+int crab_store_lease_revoke_bound(struct crab_store *st, int64_t now_ms, int64_t *n);
 /* Calls cb for every lease neither revoked nor expired at now_ms; cb returning
  * non-zero stops the walk. */
 int crab_store_lease_foreach_live(struct crab_store *st, int64_t now_ms,
     int (*cb)(const struct crab_store_lease *l, void *arg), void *arg);
+
+/* Peers (PEER_AUTH_MODEL.md): one row per role paired, so a component holding several
+ * roles has several rows under one fingerprint. Strings are malloc'd (free with
+ * crab_store_peer_free). */
+struct crab_store_peer {
+	char *id, *component_type, *component_id, *endpoint, *fingerprint;
+	char *offers; /* JSON text: what the component offered at pairing */
+	char *grants; /* JSON text {"tenants":[...]}, or NULL: every tenant */
+	int64_t paired_at;
+	int64_t revoked_at; /* 0 while live */
+};
+void crab_store_peer_free(struct crab_store_peer *p);
+/* Stores a pairing. A live row of the same component type and id is revoked by it (pairing
+ * again replaces the pin): its id into replaced, "" when there was none. */
+int crab_store_peer_insert(struct crab_store *st, const struct crab_store_peer *p,
+    char replaced[CRAB_STORE_ID_MAX]);
+/* 1 revoked, 0 no such live peer, -1 error. */
+int crab_store_peer_revoke(struct crab_store *st, const char *peer_id, int64_t now_ms);
+/* Replaces a live peer's grants (NULL: every tenant): 1 done, 0 no such live peer. */
+int crab_store_peer_set_grants(struct crab_store *st, const char *peer_id, const char *grants);
+/* Peers in pairing order, the revoked ones too when asked; cb non-zero stops. */
+int crab_store_peer_list(struct crab_store *st, int with_revoked,
+    int (*cb)(const struct crab_store_peer *p, void *arg), void *arg);
+/* The next seq of the gateway-wide event stream (events of no session). */
+int crab_store_stream_seq(struct crab_store *st, int64_t *seq);
 
 /* Modules' key-value areas: values are text (no NUL bytes). kv_get: 1 found (*value
  * malloc'd, the caller frees), 0 not found, -1 error. kv_put with value NULL deletes. */

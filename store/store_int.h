@@ -44,4 +44,20 @@ static inline char *dup_col(const char *v)
 	return v != NULL ? xstrdup(v) : NULL;
 }
 
+/* A row callback for one id column: the first row's into out. */
+struct id_row {
+	char *out; /* CRAB_STORE_ID_MAX bytes */
+	int found, bad;
+};
+
+static inline int id_row(void *ud, int ncol, const char *const *v)
+{
+	struct id_row *r = ud;
+
+	(void)ncol;
+	r->found = 1;
+	r->bad = copy_col(r->out, CRAB_STORE_ID_MAX, v[0]) == -1;
+	return 1;
+}
+
 #endif

@@ -180,9 +180,9 @@ test_expect_success 'a dsn_file that cannot be read is refused' '
 	grep -q "cannot read store.dsn_file .*missing.dsn" "$TRASH/dsn-file/err"
 '
 
-test_expect_success 'plain HTTP on a non-loopback address is refused' '
+test_expect_success 'plain HTTP (tls: off) on a non-loopback address is refused' '
 	write_gateway_config open "limits:" "  idle_timeout_s: 2" &&
-	sed -i "s|127.0.0.1:0|0.0.0.0:0|" "$TRASH/open/crab.yaml" &&
+	sed -i "s|127.0.0.1:0|0.0.0.0:0|; s|^gateway:|gateway:\n  tls: \"off\"|" "$TRASH/open/crab.yaml" &&
 	test_must_fail "$CRAB" gateway -c "$TRASH/open/crab.yaml" 2>"$TRASH/open/err" &&
 	cat "$TRASH/open/err" &&
 	grep -q "refusing plain HTTP on non-loopback address .0.0.0.0:0." "$TRASH/open/err" &&

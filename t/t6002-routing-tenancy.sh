@@ -173,12 +173,16 @@ test_expect_success 'an unmapped actor is 403 unknown_identity, and nothing is s
 	counts >after && diff before after
 '
 
-test_expect_success 'an envelope claiming tenant_id and agent_id through a lease is routed as if it did not' '
-	post_wait "$ANY" "$(chat telegram kitchen 42 "let me in" m11 |
+test_expect_success 'an envelope claiming tenant_id or agent_id through a lease is refused: 403 forbidden' '
+	counts >before &&
+	post_event "$ANY" "$(chat telegram kitchen 42 "let me in" m11 |
 		jq -c ".tenant_id = \"acme\" | .agent_id = \"work\"")" &&
-	test "$SESSION" = "$S42" && in_tenant family "$SESSION" &&
+	expect_status 403 forbidden && jq -e ".error.field == \"tenant_id\"" "$TRASH/reply" &&
 	FAMILY=$(make_lease family) &&
-	post_wait "$FAMILY" "$(chat telegram dm-77 77 "fixed lease" m12 | jq -c ".tenant_id = \"acme\"")" &&
+	post_event "$FAMILY" "$(chat telegram dm-77 77 "fixed lease" m12 | jq -c ".agent_id = \"work\"")" &&
+	expect_status 403 forbidden && jq -e ".error.field == \"agent_id\"" "$TRASH/reply" &&
+	counts >after && diff before after &&
+	post_wait "$FAMILY" "$(chat telegram dm-77 77 "fixed lease" m12b)" &&
 	in_tenant family "$SESSION" &&
 	keys "$SESSION" family assistant family/assistant/telegram/dm-77/77 \
 		family/assistant/telegram:77

@@ -77,17 +77,17 @@ static void test_scopes(void)
 
 static void test_rate(void)
 {
-	struct crab_lease l = {.tokens = -1};
+	struct crab_rate l = {.tokens = -1};
 	int retry = 0, allowed = 0;
 
 	for (int i = 0; i < 10; i++)
-		allowed += crab_lease_rate_take(&l, 1000, 2, 5, &retry);
+		allowed += crab_rate_take(&l, 1000, 2, 5, &retry);
 	CHECK_INT(allowed, 5, "a burst of 5 lets exactly 5 through at once");
 	CHECK(retry >= 1, "a refusal says when to retry");
-	CHECK(crab_lease_rate_take(&l, 1500, 2, 5, &retry) == 1,
+	CHECK(crab_rate_take(&l, 1500, 2, 5, &retry) == 1,
 	    "half a second at 2/s refills one request");
-	CHECK(crab_lease_rate_take(&l, 1500, 2, 5, &retry) == 0, "but only one");
-	CHECK(crab_lease_rate_take(&l, 1500, 0, 5, &retry) == 1, "rate 0 means unlimited");
+	CHECK(crab_rate_take(&l, 1500, 2, 5, &retry) == 0, "but only one");
+	CHECK(crab_rate_take(&l, 1500, 0, 5, &retry) == 1, "rate 0 means unlimited");
 }
 
 int main(void)

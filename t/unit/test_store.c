@@ -267,6 +267,87 @@ static void test_leases(struct crab_store *st, int64_t now, const struct crab_st
 	memset(&seen, 0, sizeof(seen));
 	crab_store_lease_foreach_live(st, now + 3600 * 1000, collect, &seen);
 	CHECK_INT(seen.n, 1, name("lease foreach_live: expiry follows now_ms"));
+
+	{
+		struct crab_store_lease unbound;
+		int64_t n = -1;
+
+		make_lease(&unbound, now + 3, 3600 * 1000);
+		unbound.connection_bound = 0;
+		crab_store_lease_insert(st, &unbound);
+		CHECK(crab_store_lease_revoke_bound(st, now, &n) == 0 && n == 2,
+		    name("lease revoke_bound: the live connection-bound ones, at start"));
+		memset(&seen, 0, sizeof(seen));
+		crab_store_lease_foreach_live(st, now, collect, &seen);
+		CHECK(seen.n == 1 && strcmp(seen.ids[0], unbound.id) == 0,
+		    name("lease revoke_bound: a lease not bound to a connection lives on"));
+	}
+}
+
+struct peer_seen {
+	int n, revoked;
+	char ids[4][CRAB_STORE_ID_MAX];
+	char grants[4][64];
+};
+
+static int peer_collect(const struct crab_store_peer *p, void *arg)
+{
+	struct peer_seen *s = arg;
+
+	if (s->n < 4) {
+		snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", p->id);
+		snprintf(s->grants[s->n], sizeof(s->grants[0]), "%s", p->grants ? p->grants : "");
+	}
+	s->n++;
+	s->revoked += p->revoked_at != 0;
+	return 0;
+}
+
+static void test_peers(struct crab_store *st, int64_t now)
+{
+	char a[CRAB_ID_MAX], b[CRAB_ID_MAX], c[CRAB_ID_MAX], replaced[CRAB_STORE_ID_MAX];
+	char tool[] = "tool", subscriber[] = "subscriber", memory[] = "memory";
+	char endpoint[] = "https://127.0.0.1:1", fp_a[] = "aa", fp_b[] = "bb";
+	char offers[] = "{\"tools\":true}";
+	struct crab_store_peer p = {
+		.component_type = tool, .component_id = memory, .endpoint = endpoint,
+		.fingerprint = fp_a, .offers = offers, .paired_at = now,
+	};
+	struct peer_seen seen = {0};
+	int64_t s1 = 0, s2 = 0;
+
+	crab_id_new("peer", a);
+	crab_id_new("peer", b);
+	crab_id_new("peer", c);
+	p.id = a;
+	CHECK(crab_store_peer_insert(st, &p, replaced) == 0 && replaced[0] == '\0',
+	    name("peer stored, replacing none"));
+	p.id = b;
+	p.component_type = subscriber;
+	CHECK(crab_store_peer_insert(st, &p, replaced) == 0 && replaced[0] == '\0',
+	    name("another role of the same component is another peer"));
+	p.id = c;
+	p.component_type = tool;
+	p.fingerprint = fp_b;
+	CHECK(crab_store_peer_insert(st, &p, replaced) == 0 && strcmp(replaced, a) == 0,
+	    name("pairing the same tool again replaces the live one, by id"));
+	CHECK(crab_store_peer_list(st, 0, peer_collect, &seen) == 0 && seen.n == 2 &&
+		  seen.revoked == 0 && strcmp(seen.ids[0], b) == 0 && strcmp(seen.ids[1], c) == 0,
+	    name("the live peers, in pairing order"));
+	memset(&seen, 0, sizeof(seen));
+	CHECK(crab_store_peer_list(st, 1, peer_collect, &seen) == 0 && seen.n == 3 &&
+		  seen.revoked == 1, name("with the revoked ones when asked"));
+	CHECK_INT(crab_store_peer_set_grants(st, b, "{\"tenants\":[\"acme\"]}"), 1,
+	    name("a grant is set on a live peer"));
+	CHECK_INT(crab_store_peer_set_grants(st, a, NULL), 0, name("not on a revoked one"));
+	memset(&seen, 0, sizeof(seen));
+	CHECK(crab_store_peer_list(st, 0, peer_collect, &seen) == 0 &&
+		  strcmp(seen.grants[0], "{\"tenants\":[\"acme\"]}") == 0 && seen.grants[1][0] == '\0',
+	    name("grants read back; none means every tenant"));
+	CHECK_INT(crab_store_peer_revoke(st, b, now), 1, name("revoke a live peer"));
+	CHECK_INT(crab_store_peer_revoke(st, b, now), 0, name("revoking twice finds none"));
+	CHECK(crab_store_stream_seq(st, &s1) == 0 && crab_store_stream_seq(st, &s2) == 0 &&
+		  s2 == s1 + 1, name("the gateway-wide stream counts its own seq"));
 }
 
 static void test_counts(struct crab_store *st)
@@ -274,8 +355,9 @@ static void test_counts(struct crab_store *st)
 	int64_t n = -1;
 
 	CHECK(crab_store_count(st, "sessions", &n) == 0 && n == 2, name("count sessions"));
-	CHECK(crab_store_count(st, "leases", &n) == 0 && n == 5, name("count leases"));
+	CHECK(crab_store_count(st, "leases", &n) == 0 && n == 6, name("count leases"));
 	CHECK(crab_store_count(st, "turns", &n) == 0 && n == 0, name("count turns"));
+	CHECK(crab_store_count(st, "peers", &n) == 0 && n == 3, name("count peers"));
 	CHECK_INT(crab_store_count(st, "nosuch", &n), -1, name("count: unknown table refused"));
 	CHECK(strstr(crab_store_error(st), "unknown table") != NULL,
 	    name("count: error names the problem"));
@@ -694,6 +776,7 @@ static void suite(const struct crab_store_options *o)
 	test_sessions(st, now, &sa);
 	test_bindings(st, now, &sa);
 	test_leases(st, now, &sa);
+	test_peers(st, now);
 	test_counts(st);
 	test_transactions(st, now);
 	test_kv(st, now);
