@@ -35,10 +35,12 @@ int crab_cli_admin_socket_only(int argc, char **argv, int from, const char **soc
 	return 0;
 }
 
+/* send(MSG_NOSIGNAL): a gateway that hangs up (it refuses another uid by closing) is an
+ * error to report, not a SIGPIPE. */
 static int write_all(int fd, const char *p, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)

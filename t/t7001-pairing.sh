@@ -168,8 +168,10 @@ test_expect_success 'the admin socket refuses another uid even with loosened mod
 	if [ "$(id -u)" != 0 ]; then echo "needs root to run a client as another user"; return 1; fi &&
 	chmod 0755 gw gw/data && chmod 0777 gw/data/admin.sock &&
 	chmod 0755 "$TRASH" &&
-	test_must_fail runuser -u nobody -- "$CRAB" admin pair.test --admin-socket "$TRASH/gw/data/admin.sock" >other.out 2>&1 ;
-	cat other.out && test_must_fail grep -q "\"listen\"" other.out &&
+	cp "$CRAB" "$TRASH/crab-other" && chmod 0755 "$TRASH/crab-other" &&
+	{ runuser -u nobody -- "$TRASH/crab-other" admin pair.test \
+		--admin-socket "$TRASH/gw/data/admin.sock" >other.out 2>&1; echo "exit $?" >>other.out; } &&
+	cat other.out && grep -qx "exit 1" other.out && test_must_fail grep -q "\"listen\"" other.out &&
 	grep -q "admin: refused a connection from uid $(id -u nobody)" gw/gateway.log &&
 	"$CRAB" admin pair.test >/dev/null
 '
