@@ -9,6 +9,19 @@
 
 #define COMPONENT_BODY_MAX (1u << 20)
 
+/* Only the pinned gateway gets past the headers, except to pair. */
+static int on_head(struct crab_http_request *req, void *arg, struct crab_error *err)
+{
+	struct crab_component *c = arg;
+
+	if (strcmp(crab_http_request_path(req), "/v1/pair") == 0 ||
+	    crab_pair_responder_pinned(c->responder, crab_http_request_peer_fingerprint(req)))
+		return 0;
+	crab_error_set(err, "pin_mismatch", NULL,
+	    "this component answers only the gateway it is paired with");
+	return -1;
+}
+
 static void on_request(struct crab_http_request *req, void *arg)
 {
 	static const char health[] = "{\"status\":\"ok\"}";
@@ -20,12 +33,7 @@ static void on_request(struct crab_http_request *req, void *arg)
 		crab_pair_responder_handle(c->responder, req);
 		return;
 	}
-	if (!crab_pair_responder_pinned(c->responder, crab_http_request_peer_fingerprint(req))) {
-		crab_error_set(&err, "pin_mismatch", NULL,
-		    "this component answers only the gateway it is paired with");
-		crab_http_reply_error(req, &err);
-		return;
-	}
+	/* on_head let only the pinned gateway through, and pins are never taken back. */
 	if (strcmp(path, "/v1/health") == 0) {
 		crab_http_reply(req, 200, health, sizeof(health) - 1);
 	} else if (c->on_request != NULL) {
@@ -59,7 +67,7 @@ struct crab_component *crab_component_start(struct event_base *base,
 	/* The gateway always presents its certificate: a client without one is no gateway. */
 	if ((ctx = crab_tls_server_ctx(c->id, 1, err, errlen)) == NULL)
 		goto fail;
-	c->http = crab_http_server_new(base, &limits, NULL, on_request, c);
+	c->http = crab_http_server_new(base, &limits, on_head, on_request, c);
 	if (crab_http_server_set_tls(c->http, ctx) != 0) {
 		snprintf(err, errlen, "cannot set up TLS");
 		goto fail;
