@@ -58,6 +58,8 @@ CORE_SRC := \
 	core/turns.c \
 	core/turn_run.c \
 	core/http_server.c \
+	core/ws.c \
+	core/ws_client.c \
 	core/http_client.c \
 	core/storeq.c \
 	core/lease.c \
@@ -109,6 +111,7 @@ UNIT_TESTS := \
 	t/unit/test_http \
 	t/unit/test_http_tls \
 	t/unit/test_http_client \
+	t/unit/test_ws \
 	t/unit/test_store \
 	t/unit/test_storeq \
 	t/unit/test_abi \
@@ -217,7 +220,7 @@ bench: crab $(HELPERS:%=build/release/%) $(BENCH_HELPERS:%=build/release/%)
 	@t/bench/turns.sh
 
 # Fuzzing (clang's libFuzzer): FUZZ_SECONDS each, corpora under build/fuzz/.
-FUZZ_TARGETS := fuzz_envelope fuzz_http
+FUZZ_TARGETS := fuzz_envelope fuzz_http fuzz_ws
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := $(filter-out -Wno-format-truncation,$(CFLAGS_COMMON)) -Wno-unknown-warning-option -O1 -g -fsanitize=fuzzer,address,undefined
 

@@ -959,7 +959,9 @@ void crab_http_reply(struct crab_http_request *req, int status, const char *body
 		conn_free(c);
 		return;
 	}
-	keep_alive = http_should_keep_alive(&c->parser) && !srv->draining;
+	/* A client that asked to switch protocols and was answered in HTTP may have sent
+	 * more than HTTP after its request: what follows is not parsed. */
+	keep_alive = http_should_keep_alive(&c->parser) && !srv->draining && !c->parser.upgrade;
 	write_response(c, status, body, len, keep_alive);
 	if (!keep_alive) {
 		c->state = CONN_CLOSING;
@@ -981,4 +983,47 @@ void crab_http_reply_error(struct crab_http_request *req, const struct crab_erro
 	char *body = crab_error_body(err);
 	crab_http_reply(req, crab_error_status(err->code), body, strlen(body));
 	free(body);
+}
+
+struct bufferevent *crab_http_request_upgrade(struct crab_http_request *req,
+    const char *const *headers)
+{
+	struct http_conn *c = req->conn;
+	struct crab_http_server *srv = c->srv;
+	struct bufferevent *bev = c->bev;
+	struct evbuffer *out;
+
+	srv->inflight--;
+	if (bev == NULL) { /* closed meanwhile */
+		conn_free(c);
+		return NULL;
+	}
+	out = bufferevent_get_output(bev);
+	evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\n");
+	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+		evbuffer_add_printf(out, "%s\r\n", headers[i]);
+	for (int i = 0; i < req->nextra; i++)
+		evbuffer_add_printf(out, "%s\r\n", req->extra[i]);
+	evbuffer_add(out, "\r\n", 2);
+	/* The connection leaves the server without closing: its tags are the new owner's
+	 * business now, so they go without on_close. */
+	for (size_t i = 0; i < c->ntags; i++)
+		free(c->tags[i]);
+	free(c->tags);
+	c->tags = NULL;
+	c->ntags = 0;
+	/* Nothing of this layer stays on the bufferevent; what the client sent after the
+	 * request's head stays in its input. */
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	bufferevent_setwatermark(bev, EV_READ | EV_WRITE, 0, 0);
+	c->bev = NULL;
+	TAILQ_REMOVE(&srv->conns, c, link);
+	srv->nconns--;
+	if (c->handshake_deadline != NULL)
+		event_free(c->handshake_deadline);
+	request_reset(&c->req);
+	free(c);
+	return bev;
 }

@@ -24,6 +24,7 @@
 
 #include "errors.h"
 
+struct bufferevent;
 struct crab_http_server;
 struct crab_http_request;
 
@@ -97,5 +98,24 @@ void crab_http_reply_header(struct crab_http_request *req, const char *name,
 /* Sends status with a JSON body (copied). */
 void crab_http_reply(struct crab_http_request *req, int status, const char *body, size_t len);
 void crab_http_reply_error(struct crab_http_request *req, const struct crab_error *err);
+
+/* Takes the connection over for another protocol (WebSocket: see crab_ws_accept in
+ * ws.h), instead of crab_http_reply, from on_request or later. Answers "101 Switching
+ * Protocols" with headers ("Name: value" lines, NULL-terminated; may be NULL) and any
+ * added with crab_http_reply_header, and returns the connection's bufferevent, plain or
+ * TLS (a bufferevent_openssl), opened with BEV_OPT_CLOSE_ON_FREE: the caller owns it and
+ * its socket now. It comes with no callbacks, no timeouts, no watermarks, reading and
+ * writing disabled: the 101 is in its output, not yet written, and whatever the client
+ * sent after the request's head is in its input, already the new protocol.
+ *
+ * req is freed either way: read what is needed of it (headers, peer, fingerprint)
+ * before. NULL when the connection closed meanwhile. The connection leaves the server
+ * at once: crab_http_server_connections no longer counts it (nor does max_connections:
+ * the new owner caps its own), drain, free and close_fingerprint no longer see it (the
+ * new owner closes it on those occasions), and its tags are dropped without on_close:
+ * connection-bound state is the new owner's. A request that asked to upgrade and is
+ * answered with crab_http_reply closes its connection after the answer. */
+struct bufferevent *crab_http_request_upgrade(struct crab_http_request *req,
+    const char *const *headers);
 
 #endif
