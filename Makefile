@@ -69,15 +69,18 @@ CORE_SRC := \
 	core/peers.c \
 	core/pair_responder.c \
 	core/peer_check.c \
+	core/dispatch.c \
 	core/ingress.c \
 	core/admin.c \
 	core/admin_modules.c \
 	core/admin_sessions.c \
 	core/admin_peers.c \
+	core/admin_dlq.c \
 	core/admin_client.c \
 	core/gateway.c \
 	core/cli_pair.c \
 	core/cli_peers.c \
+	core/cli_dlq.c \
 	core/component.c \
 	core/cli_event.c \
 	core/cli_modules.c \
@@ -92,6 +95,7 @@ STORE_SRC := \
 	store/store_turns.c \
 	store/store_sessions.c \
 	store/store_peers.c \
+	store/store_deliveries.c \
 	store/db_sqlite.c \
 	store/db_postgres.c
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "dispatch.h"
 #include "gateway.h"
 #include "id.h"
 #include "identity.h"
@@ -187,6 +188,7 @@ static void status_done(struct crab_store_job *job, enum crab_job_status status)
 	    "connections", (json_int_t)crab_http_server_connections(gw->http),
 	    "inflight", (json_int_t)crab_http_server_inflight(gw->http)));
 	json_object_set_new(r, "turns", crab_turns_status(gw->turns));
+	json_object_set_new(r, "delivery", crab_dispatch_status(gw->dispatch));
 	json_object_set_new(r, "leases_live", json_integer((json_int_t)crab_lease_table_count(gw->leases)));
 	crab_admin_reply_ok(j->call, r);
 	free(j);
@@ -407,6 +409,8 @@ static const struct {
 	{"peers.list", crab_admin_op_peers_list},
 	{"peers.grant", crab_admin_op_peers_grant},
 	{"peers.revoke", crab_admin_op_peers_revoke},
+	{"dlq.list", crab_admin_op_dlq_list},
+	{"dlq.replay", crab_admin_op_dlq_replay},
 	{"lease.create", op_lease_create},
 	{"lease.revoke", op_lease_revoke},
 	{"retention.run", op_retention_run},

@@ -42,6 +42,10 @@ void crab_admin_op_pair_operator(struct admin_call *call, json_t *args);
 void crab_admin_op_peers_list(struct admin_call *call, json_t *args);
 void crab_admin_op_peers_grant(struct admin_call *call, json_t *args);
 void crab_admin_op_peers_revoke(struct admin_call *call, json_t *args);
+/* core/admin_dlq.c: dead letters. */
+void crab_admin_op_dlq_list(struct admin_call *call, json_t *args);
+void crab_admin_op_dlq_replay(struct admin_call *call, json_t *args);
+
 /* Ends the pairings still talking to their components: at shutdown, before the admin
  * socket and the http client go. */
 void crab_admin_peers_release(struct crab_gateway *gw);

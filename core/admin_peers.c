@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "dispatch.h"
 #include "gateway.h"
 #include "http_client.h"
 #include "id.h"
@@ -117,7 +118,14 @@ static int pair_store_run(struct crab_store *st, struct crab_store_job *job)
 {
 	struct peer_job *j = (struct peer_job *)job;
 
+	int64_t from;
+
 	if (crab_store_peer_insert(st, &j->row, j->replaced) != 0)
+		return -1;
+	/* A subscriber gets what is published from its pairing on. */
+	if (strcmp(j->row.component_type, "subscriber") == 0 &&
+	    (crab_store_outbox_last(st, &from) != 0 ||
+		crab_store_cursor_set(st, j->row.id, from) != 0))
 		return -1;
 	if (j->replaced[0] != '\0' &&
 	    peer_event(st, "peer.revoked", j->replaced, j->row.component_type,
@@ -154,6 +162,7 @@ static void pair_store_done(struct crab_store_job *job, enum crab_job_status sta
 	if (old_fp[0] != '\0' && strcmp(old_fp, p->fingerprint) != 0)
 		drop_fingerprint_if_gone(gw, old_fp);
 	p->health = "ok"; /* it has just answered */
+	crab_dispatch_peers_changed(gw->dispatch);
 	log_info("paired %s '%s' as %s (%s)%s%s", crab_peer_type_name(p->type),
 	    p->component_id, p->id, p->endpoint, j->replaced[0] ? ", replacing " : "",
 	    j->replaced);
@@ -478,6 +487,7 @@ static void revoke_done(struct crab_store_job *job, enum crab_job_status status)
 	} else {
 		crab_peer_table_remove(gw->peers, j->row.id);
 		drop_fingerprint_if_gone(gw, j->row.fingerprint);
+		crab_dispatch_peers_changed(gw->dispatch);
 		log_info("peer %s (%s '%s') revoked", j->row.id, j->row.component_type,
 		    j->row.component_id);
 		crab_admin_reply_ok(j->call, json_pack("{s:s, s:b}", "peer_id", j->row.id,
@@ -550,6 +560,7 @@ static void grant_done(struct crab_store_job *job, enum crab_job_status status)
 		json_decref(g);
 		log_info("peer %s now serves %s", p->id, p->tenants ? "the tenants granted" :
 								      "every tenant");
+		crab_dispatch_peers_changed(j->call->gw->dispatch);
 		crab_admin_reply_ok(j->call, crab_peer_json(p));
 	}
 	peer_job_free(j);

@@ -23,6 +23,7 @@ int crab_admin_call(const char *socket_path, const char *op, json_t *args, json_
 int crab_cli_admin_main(int argc, char **argv);
 int crab_cli_pair_main(int argc, char **argv);
 int crab_cli_peers_main(int argc, char **argv);
+int crab_cli_dlq_main(int argc, char **argv);
 int crab_cli_event_main(int argc, char **argv);
 int crab_cli_modules_main(int argc, char **argv);
 int crab_cli_sessions_main(int argc, char **argv);

@@ -20,6 +20,7 @@
 #include "admin.h"
 #include "admin_ops.h"
 #include "clock.h"
+#include "dispatch.h"
 #include "http_client.h"
 #include "identity.h"
 #include "modules.h"
@@ -444,6 +445,7 @@ static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *e
 	crab_registry_start(gw->modules);
 	crab_turns_recover(gw->turns);
 	crab_peer_check_start(gw);
+	gw->dispatch = crab_dispatch_new(gw);
 	return 0;
 }
 
@@ -460,6 +462,7 @@ static void gateway_release(struct crab_gateway *gw)
 	crab_admin_modules_release(gw);
 	crab_admin_peers_release(gw);
 	crab_peer_check_release(gw);
+	crab_dispatch_free(gw->dispatch);
 	crab_turns_free(gw->turns); /* answers waiters: before the admin socket goes */
 	crab_admin_free(gw->admin);
 	crab_http_server_free(gw->http);

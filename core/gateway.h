@@ -18,6 +18,7 @@ struct crab_turns;
 struct crab_http_client;
 struct model_test;
 struct pair_op;
+struct crab_dispatch;
 struct peer_checks;
 struct crab_identity;
 struct crab_peer_table;
@@ -58,6 +59,7 @@ struct crab_gateway {
 	struct pair_op *pair_ops;       /* pairings still talking to their components */
 	struct peer_checks *peer_checks; /* health checks of the peers' endpoints */
 	struct event *peer_check_timer;
+	struct crab_dispatch *dispatch; /* delivery to subscribers */
 };
 
 int crab_gateway_main(int argc, char **argv);

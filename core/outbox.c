@@ -2,11 +2,19 @@
  * caller has encoded once (jsontext.h). */
 #include "outbox.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "clock.h"
 #include "id.h"
 #include "jsontext.h"
+
+static atomic_uint_fast64_t writes;
+
+uint64_t crab_outbox_writes(void)
+{
+	return atomic_load_explicit(&writes, memory_order_relaxed);
+}
 
 int crab_outbox_put(struct crab_store *st, const struct crab_outbox_event *ev)
 {
@@ -34,5 +42,6 @@ int crab_outbox_put(struct crab_store *st, const struct crab_outbox_event *ev)
 		.payload = b.data, .created_at = ev->now_ms,
 	});
 	crab_buf_free(&b);
+	atomic_fetch_add_explicit(&writes, 1, memory_order_relaxed);
 	return rc;
 }

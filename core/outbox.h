@@ -21,5 +21,8 @@ struct crab_outbox_event {
 
 /* Mints the event id, writes the frame into event_outbox; 0 or -1 (store error). */
 int crab_outbox_put(struct crab_store *st, const struct crab_outbox_event *ev);
+/* How many frames have been written since the start (any thread): the dispatcher looks
+ * for new ones when this has moved. */
+uint64_t crab_outbox_writes(void);
 
 #endif

@@ -33,6 +33,8 @@ struct crab_storeq {
 	struct crab_storeq_stats stats; /* under lock */
 	size_t pending; /* loop thread only */
 	int stop, worker_stopped;
+	void (*after_done)(void *arg); /* loop thread only */
+	void *after_done_arg;
 };
 
 static void jobq_init(struct jobq *l)
@@ -235,6 +237,14 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 		q->pending--;
 		j->done(j, j->status);
 	}
+	if (q->after_done != NULL)
+		q->after_done(q->after_done_arg);
+}
+
+void crab_storeq_after_done(struct crab_storeq *q, void (*fn)(void *arg), void *arg)
+{
+	q->after_done = fn;
+	q->after_done_arg = arg;
 }
 
 static void cond_init_monotonic(pthread_cond_t *c)

@@ -47,6 +47,9 @@ struct crab_storeq;
 /* Starts the worker thread; the store belongs to the queue until crab_storeq_free. */
 struct crab_storeq *crab_storeq_new(struct event_base *base, struct crab_store *st);
 void crab_storeq_submit(struct crab_storeq *q, struct crab_store_job *job);
+/* fn(arg) runs on the loop after each burst of done callbacks (the dispatcher looks
+ * there for outbox rows to deliver). */
+void crab_storeq_after_done(struct crab_storeq *q, void (*fn)(void *arg), void *arg);
 /* Jobs submitted whose done callback has not run yet. */
 size_t crab_storeq_pending(struct crab_storeq *q);
 void crab_storeq_stats(struct crab_storeq *q, struct crab_storeq_stats *out);

@@ -122,15 +122,17 @@ int crab_tls_curl_pin(CURL *easy, struct crab_tls_pin *pin)
 	 * knows nothing of the ctx callback or its data, so a kept connection could serve
 	 * a later transfer under another pin (or none) unchecked. A pinned transfer
 	 * therefore makes a new connection, leaves it to no one, and resumes no TLS
-	 * session (a resumed handshake would skip the certificate and the check). */
+	 * session (a resumed handshake would skip the certificate and the check), unless
+	 * pin->reuse says its connection cache (curl's is per multi handle) holds only
+	 * connections made under this same pin. */
 	if (curl_easy_setopt(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3) != CURLE_OK ||
 	    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK ||
 	    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK ||
 	    curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb) != CURLE_OK ||
 	    curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, pin) != CURLE_OK ||
 	    curl_easy_setopt(easy, CURLOPT_SSL_SESSIONID_CACHE, 0L) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK)
+	    curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, pin->reuse ? 0L : 1L) != CURLE_OK ||
+	    curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, pin->reuse ? 0L : 1L) != CURLE_OK)
 		return -1;
 	return 0;
 }

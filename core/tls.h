@@ -37,6 +37,8 @@ struct crab_tls_pin {
 	int mismatch;         /* set when the server's fingerprint was not expect */
 	EVP_PKEY *key;        /* the server's public key once read (verifying what it signs,
 			       * as pairing does): a reference the caller frees, NULL before */
+	int reuse;            /* the caller's multi handle carries this pin only (one client
+			       * per peer): its connections may be kept and reused */
 };
 
 /* Sets curl's TLS options for an https transfer pinned by pin: TLS 1.3, no CA or host

@@ -200,6 +200,27 @@ static const char *const migrations[] = {
 	" name TEXT PRIMARY KEY,"
 	" seq BIGINT NOT NULL);"
 	"INSERT INTO stream_seq (name, seq) VALUES ('gateway', 0);",
+
+	/* 6: delivery. The outbox gets a position that only grows (ids follow the clock,
+	 * which can step back), and each subscriber reads it from its own cursor; a delivery
+	 * names its session and seq, so that a subscriber's next delivery of a session is
+	 * the pending one with the lowest seq (sessions independent, each in order). A
+	 * delivered row is deleted; a dead one stays, with its dead letter. */
+	"ALTER TABLE deliveries ADD COLUMN session_key TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE deliveries ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE deliveries ADD COLUMN replayed INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE deliveries ADD COLUMN created_at BIGINT NOT NULL DEFAULT 0;"
+	"DROP INDEX deliveries_due;"
+	"CREATE INDEX deliveries_pending ON deliveries (subscriber, session_key, seq)"
+	" WHERE state = 'pending';"
+	"CREATE INDEX dead_letters_subscriber ON dead_letters (subscriber, id);"
+	"ALTER TABLE event_outbox ADD COLUMN pos BIGINT;"
+	"UPDATE event_outbox SET pos ="
+	" (SELECT COUNT(*) FROM event_outbox o WHERE o.id <= event_outbox.id);"
+	"CREATE UNIQUE INDEX event_outbox_pos ON event_outbox (pos);"
+	"CREATE TABLE subscriber_cursors ("
+	" subscriber TEXT PRIMARY KEY,"
+	" pos BIGINT NOT NULL);",
 };
 
 static const char create_migrations_sql[] =

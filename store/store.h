@@ -250,6 +250,65 @@ struct crab_store_outbox {
 };
 int crab_store_outbox_insert(struct crab_store *st, const struct crab_store_outbox *o);
 
+/* Delivery to subscribers (PROTOCOLS.md §4). Every outbox row has a position that only
+ * grows. A subscriber reads the outbox from its cursor: the rows after position after,
+ * in order, at most limit; cb(o, pos, arg) non-zero stops. */
+int crab_store_outbox_after(struct crab_store *st, int64_t after, int64_t limit,
+    int (*cb)(const struct crab_store_outbox *o, int64_t pos, void *arg), void *arg);
+/* The last position written (0 for an empty outbox). */
+int crab_store_outbox_last(struct crab_store *st, int64_t *pos);
+/* A subscriber's cursor: the last position it has taken. 1 found, 0 none, -1 error. */
+int crab_store_cursor_get(struct crab_store *st, const char *subscriber, int64_t *pos);
+int crab_store_cursor_set(struct crab_store *st, const char *subscriber, int64_t pos);
+
+struct crab_store_delivery {
+	const char *id;          /* dlv_... */
+	const char *event_id;    /* the outbox row */
+	const char *subscriber;  /* its peer id */
+	const char *session_key; /* the session, "" for the gateway-wide stream, or a replay's
+				  * own key (replays wait for nothing) */
+	int64_t seq;
+	int replayed;
+	int64_t created_at;
+};
+int crab_store_delivery_insert(struct crab_store *st, const struct crab_store_delivery *d);
+
+/* A delivery that may go now, with its event. Strings are borrowed for the callback. */
+struct crab_store_delivery_due {
+	const char *id, *event_id, *session_key, *idempotency_key, *payload;
+	int64_t attempts, seq;
+	int replayed;
+};
+/* For each session of a subscriber, its first pending delivery (lowest seq), if due at
+ * now_ms: at most limit, oldest first; *next_ms gets the earliest next attempt of any
+ * pending delivery not due yet (0 when none). */
+int crab_store_delivery_heads(struct crab_store *st, const char *subscriber, int64_t now_ms,
+    int64_t limit, int (*cb)(const struct crab_store_delivery_due *d, void *arg), void *arg,
+    int64_t *next_ms);
+/* Delivered: the row goes. */
+int crab_store_delivery_done(struct crab_store *st, const char *delivery_id);
+/* Failed again: attempts and the next try. */
+int crab_store_delivery_retry(struct crab_store *st, const char *delivery_id, int64_t attempts,
+    int64_t next_at, const char *last_error);
+/* Given up: the row is dead (its session goes on) and a dead letter names it. */
+int crab_store_delivery_dead(struct crab_store *st, const char *delivery_id,
+    const char *dead_letter_id, int64_t attempts, const char *last_error, int64_t now_ms);
+/* How many deliveries of a subscriber are pending (lag, for status). */
+int crab_store_delivery_pending(struct crab_store *st, const char *subscriber, int64_t *n);
+
+/* Dead letters, newest first, of one subscriber or all (NULL). Strings borrowed. */
+struct crab_store_dead_letter {
+	const char *id, *delivery_id, *event_id, *subscriber, *last_error, *type;
+	int64_t attempts, created_at, replayed_at;
+};
+int crab_store_dlq_list(struct crab_store *st, const char *subscriber, int64_t limit,
+    int (*cb)(const struct crab_store_dead_letter *d, void *arg), void *arg);
+/* Sends a dead letter again: a new pending delivery, marked replayed, that waits for no
+ * other; the dead letter records when. new_delivery_id is the new delivery's id.
+ * 1 done, 0 no such dead letter, -1 error. */
+int crab_store_dlq_replay(struct crab_store *st, const char *dead_letter_id,
+    const char *new_delivery_id, int64_t now_ms);
+
 /* Config revisions: records yaml as a new revision unless it equals the latest one;
  * *revision gets the revision in force. */
 int crab_store_config_revision(struct crab_store *st, const char *yaml, const char *actor,

@@ -342,7 +342,8 @@ int crab_store_outbox_insert(struct crab_store *st, const struct crab_store_outb
 {
 	static const char sql[] =
 		"INSERT INTO event_outbox (id, tenant_id, session_id, seq, type, idempotency_key,"
-		" payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+		" payload, created_at, pos) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
+		" (SELECT COALESCE(MAX(pos), 0) + 1 FROM event_outbox))";
 	const struct crab_db_param p[] = {CRAB_DB_T(o->id), CRAB_DB_T(o->tenant_id),
 		CRAB_DB_T(o->session_id), CRAB_DB_I(o->seq), CRAB_DB_T(o->type),
 		CRAB_DB_T(o->idempotency_key), CRAB_DB_T(o->payload), CRAB_DB_I(o->created_at)};

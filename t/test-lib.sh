@@ -32,10 +32,16 @@ test_cleanup() {
 		kill -9 "$pid" 2>/dev/null
 	done
 	wait 2>/dev/null
-	rm -rf "$TRASH"
+	[ -n "${KEEP_TRASH:-}" ] || rm -rf "$TRASH"
 }
 trap test_cleanup EXIT
 cd "$TRASH" || exit 1
+
+# A body runs in a function of its own, so that `return 1` in it (in a loop, say) fails
+# the check instead of leaving test_expect_success before it has said "not ok".
+test_run_body_() {
+	eval "$1"
+}
 
 test_expect_success() {
 	local prereq="" desc body out
@@ -47,7 +53,7 @@ test_expect_success() {
 		return 0
 	fi
 	out=$TRASH/.out.$test_count
-	if { eval "$body"; } >"$out" 2>&1; then
+	if test_run_body_ "$body" >"$out" 2>&1; then
 		echo "ok $test_count - $desc"
 	else
 		test_failed=$((test_failed + 1))
@@ -100,6 +106,21 @@ test_must_fail() {
 		return 1
 	fi
 	return 0
+}
+
+# wait_until SECONDS CMD [ARGS...]: runs CMD every 0.1 s until it succeeds (0) or
+# SECONDS have passed (1, saying so). CMD runs anew each time, so a condition on a value
+# that changes is a function that computes it, never a "$(...)" in the arguments (that
+# is computed once, before the wait).
+wait_until() {
+	local n=$(($1 * 10))
+	shift
+	for _ in $(seq 1 $n); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "timed out: $*"
+	return 1
 }
 
 # ---- the gateway ----

@@ -5,9 +5,13 @@
  *
  *   component --data-dir DIR [--listen HOST:PORT] [--type T]... [--offers JSON]
  *             [--pairing-window DURATION] [--expect FP]
+ *             [--deliver-log FILE] [--deliver-status N] [--deliver-delay-ms N]
  *
- * Other routes from the pinned gateway answer 200 {"route": path}: enough to show that
- * only the pinned gateway gets past the listener. */
+ * POST /v1/deliver (a subscriber's push delivery) appends one line to the deliver log,
+ * {"key": Idempotency-Key, "body": the body as received}, and answers --deliver-status
+ * (default 200) after --deliver-delay-ms. Other routes from the pinned gateway answer
+ * 200 {"route": path}: enough to show that only the pinned gateway gets past the
+ * listener. */
 #include <event2/event.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -33,12 +37,59 @@ static void on_paired(void *arg, const char *gateway_fp, const char *gateway_nam
 	fflush(stdout);
 }
 
+static struct {
+	struct event_base *base;
+	FILE *log;
+	int status;
+	int delay_ms;
+} deliver = {NULL, NULL, 200, 0};
+
+static void answer_delivery(evutil_socket_t fd, short what, void *arg)
+{
+	struct crab_http_request *req = arg;
+	char body[64];
+	int n;
+
+	(void)fd;
+	(void)what;
+	n = snprintf(body, sizeof(body), "{\"status\":%d}", deliver.status);
+	crab_http_reply(req, deliver.status, body, (size_t)n);
+}
+
+static void on_deliver(struct crab_http_request *req)
+{
+	const char *key = crab_http_request_header(req, "Idempotency-Key");
+	struct timeval tv = {deliver.delay_ms / 1000, (deliver.delay_ms % 1000) * 1000};
+	size_t len;
+	const char *body = crab_http_request_body(req, &len);
+	json_t *line = json_pack("{s:s?, s:s%}", "key", key, "body", body ? body : "", len);
+	char *text = json_dumps(line, JSON_COMPACT);
+
+	if (deliver.log != NULL) {
+		fprintf(deliver.log, "%s\n", text);
+		fflush(deliver.log);
+	}
+	free(text);
+	json_decref(line);
+	if (deliver.delay_ms > 0)
+		event_base_once(deliver.base, -1, EV_TIMEOUT, answer_delivery, req, &tv);
+	else
+		answer_delivery(-1, 0, req);
+}
+
 static void on_request(void *arg, struct crab_http_request *req)
 {
-	json_t *o = json_pack("{s:s}", "route", crab_http_request_path(req));
-	char *s = json_dumps(o, JSON_COMPACT);
+	json_t *o;
+	char *s;
 
 	(void)arg;
+	if (strcmp(crab_http_request_path(req), "/v1/deliver") == 0 &&
+	    strcmp(crab_http_request_method(req), "POST") == 0) {
+		on_deliver(req);
+		return;
+	}
+	o = json_pack("{s:s}", "route", crab_http_request_path(req));
+	s = json_dumps(o, JSON_COMPACT);
 	crab_http_reply(req, 200, s, strlen(s));
 	free(s);
 	json_decref(o);
@@ -60,6 +111,9 @@ int main(int argc, char **argv)
 		{"offers", required_argument, NULL, 'o'},
 		{"pairing-window", required_argument, NULL, 'w'},
 		{"expect", required_argument, NULL, 'e'},
+		{"deliver-log", required_argument, NULL, 'L'},
+		{"deliver-status", required_argument, NULL, 'S'},
+		{"deliver-delay-ms", required_argument, NULL, 'D'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *types[8] = {NULL};
@@ -102,6 +156,18 @@ int main(int argc, char **argv)
 		case 'e':
 			o.pairing.expect = optarg;
 			break;
+		case 'L':
+			if ((deliver.log = fopen(optarg, "ae")) == NULL) {
+				fprintf(stderr, "component: cannot open %s\n", optarg);
+				return 2;
+			}
+			break;
+		case 'S':
+			deliver.status = atoi(optarg);
+			break;
+		case 'D':
+			deliver.delay_ms = atoi(optarg);
+			break;
 		default:
 			return 2;
 		}
@@ -115,6 +181,7 @@ int main(int argc, char **argv)
 	o.pairing.on_paired = on_paired;
 	o.on_request = on_request;
 	base = event_base_new();
+	deliver.base = base;
 	if ((c = crab_component_start(base, &o, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "component: %s\n", err);
 		return 1;
@@ -131,5 +198,7 @@ int main(int argc, char **argv)
 	crab_component_free(c);
 	json_decref(offers);
 	event_base_free(base);
+	if (deliver.log != NULL)
+		fclose(deliver.log);
 	return 0;
 }

@@ -1,0 +1,686 @@
+/* dispatch.c: see dispatch.h. Three kinds of store job: fan-out (outbox rows to
+ * pending deliveries, for every subscriber), heads (what one subscriber may be sent
+ * now) and outcome (one attempt's result). All are lazy: a commit a power loss undoes
+ * is done again after the restart, and a delivery is at least once anyway. */
+#include "dispatch.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "clock.h"
+#include "gateway.h"
+#include "http_client.h"
+#include "id.h"
+#include "jsontext.h"
+#include "log.h"
+#include "outbox.h"
+#include "peers.h"
+#include "strmap.h"
+#include "util.h"
+
+#define FANOUT_BATCH 2000   /* outbox rows per subscriber per fan-out job */
+#define MAX_INFLIGHT 32     /* deliveries on the wire per subscriber */
+#define SEND_TIMEOUT_MS 10000
+#define POLL_MS 1000        /* retries come due on the crab clock: looked at this often */
+#define ERROR_MAX 200
+
+struct sub {
+	struct sub *next;
+	struct crab_dispatch *d;
+	char peer_id[CRAB_ID_MAX];
+	char fp[CRAB_FP_HEX];
+	char *endpoint;
+	json_t *types, *tenants;
+	struct crab_http_client *http; /* this subscriber's connections only */
+	struct crab_strmap *sending;   /* delivery id -> struct send */
+	int inflight;
+	int heads_busy, heads_again;
+	int64_t next_ms;               /* the earliest retry not yet due, 0: none */
+	int gone;                      /* no longer a live subscriber */
+};
+
+struct crab_dispatch {
+	struct crab_gateway *gw;
+	struct sub *subs;
+	struct event *kick_ev, *poll_ev;
+	uint64_t outbox_seen;
+	int fanout_busy, fanout_again, peers_dirty;
+	uint64_t delivered, retried, dead_lettered;
+};
+
+struct send {
+	struct sub *s;
+	char id[CRAB_ID_MAX];
+	int64_t attempts;    /* before this one */
+	int64_t retry_after; /* seconds, from a 429 or 503 answer */
+	char *url, *body, *key_header;
+	struct crab_tls_pin pin;
+	struct crab_http_call *call;
+};
+
+int64_t crab_delivery_backoff_ms(int64_t failed)
+{
+	int64_t ms = CRAB_DELIVERY_FIRST_BACKOFF_MS;
+
+	while (--failed > 0 && ms < CRAB_DELIVERY_MAX_BACKOFF_MS)
+		ms *= 2;
+	return ms < CRAB_DELIVERY_MAX_BACKOFF_MS ? ms : CRAB_DELIVERY_MAX_BACKOFF_MS;
+}
+
+static void send_free(struct send *x)
+{
+	free(x->url);
+	free(x->body);
+	free(x->key_header);
+	EVP_PKEY_free(x->pin.key);
+	free(x);
+}
+
+/* ---- subscribers ---- */
+
+static void sub_free(struct sub *s)
+{
+	crab_http_client_free(s->http); /* cancels without callbacks */
+	while (crab_strmap_count(s->sending) > 0) {
+		struct send *x = crab_strmap_any(s->sending);
+		crab_strmap_del(s->sending, x->id);
+		send_free(x);
+	}
+	crab_strmap_free(s->sending, NULL);
+	free(s->endpoint);
+	json_decref(s->types);
+	json_decref(s->tenants);
+	free(s);
+}
+
+static struct sub *sub_find(struct crab_dispatch *d, const char *peer_id)
+{
+	for (struct sub *s = d->subs; s != NULL; s = s->next) {
+		if (strcmp(s->peer_id, peer_id) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+/* Subscribers are the live subscriber peers with an endpoint: their set is read again
+ * from the peer index when it changed. A subscriber that went is freed once nothing of
+ * it is in flight. */
+static void refresh_subs(struct crab_dispatch *d)
+{
+	struct sub **pp;
+
+	for (struct sub *s = d->subs; s != NULL; s = s->next)
+		s->gone = 1;
+	for (struct crab_peer *p = crab_peer_table_first(d->gw->peers); p != NULL; p = p->next) {
+		struct sub *s;
+
+		if (p->type != CRAB_PEER_SUBSCRIBER || p->endpoint == NULL)
+			continue;
+		if ((s = sub_find(d, p->id)) == NULL) {
+			s = xcalloc(1, sizeof(*s));
+			s->d = d;
+			crab_strlcpy(s->peer_id, p->id, sizeof(s->peer_id));
+			crab_strlcpy(s->fp, p->fingerprint, sizeof(s->fp));
+			s->endpoint = xstrdup(p->endpoint);
+			s->sending = crab_strmap_new();
+			s->next = d->subs;
+			d->subs = s;
+		}
+		s->gone = 0;
+		json_decref(s->types);
+		json_decref(s->tenants);
+		s->types = json_incref(json_object_get(p->offers, "subscribes"));
+		s->tenants = json_incref(p->tenants);
+	}
+	for (pp = &d->subs; *pp != NULL;) {
+		struct sub *s = *pp;
+		if (s->gone && s->inflight == 0 && !s->heads_busy) {
+			*pp = s->next;
+			sub_free(s);
+		} else {
+			pp = &s->next;
+		}
+	}
+	d->peers_dirty = 0;
+}
+
+/* ---- fan-out ---- */
+
+struct fan_sub {
+	char peer_id[CRAB_ID_MAX];
+	json_t *types, *tenants;
+};
+
+struct fanout_job {
+	struct crab_store_job job;
+	struct crab_dispatch *d;
+	struct fan_sub *subs;
+	size_t nsubs, cur;
+	int64_t last, made, seen;
+	int more;
+};
+
+static int has(json_t *list, const char *s)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(list, i, v) {
+		if (json_is_string(v) && s != NULL && strcmp(json_string_value(v), s) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* The walk keeps the rows it selects here, then inserts them: no statement runs inside
+ * another's row callback. */
+struct fan_pick {
+	char event_id[CRAB_STORE_ID_MAX];
+	char session_key[CRAB_STORE_ID_MAX];
+	int64_t seq;
+};
+
+struct fan_walk {
+	struct fanout_job *j;
+	struct fan_pick *picks;
+	size_t n;
+};
+
+static int fan_collect(const struct crab_store_outbox *o, int64_t pos, void *arg)
+{
+	struct fan_walk *w = arg;
+	const struct fan_sub *f = &w->j->subs[w->j->cur];
+
+	w->j->last = pos;
+	w->j->seen++;
+	/* Gateway-wide events (no tenant) go only to subscribers of every tenant. */
+	if (!has(f->types, o->type) ||
+	    (f->tenants != NULL && (o->tenant_id == NULL || !has(f->tenants, o->tenant_id))))
+		return 0;
+	crab_strlcpy(w->picks[w->n].event_id, o->id, sizeof(w->picks[0].event_id));
+	crab_strlcpy(w->picks[w->n].session_key, o->session_id ? o->session_id : "",
+	    sizeof(w->picks[0].session_key));
+	w->picks[w->n].seq = o->seq;
+	w->n++;
+	return 0;
+}
+
+static int fanout_run(struct crab_store *st, struct crab_store_job *job)
+{
+	struct fanout_job *j = (struct fanout_job *)job;
+	struct fan_walk w = {j, xcalloc(FANOUT_BATCH, sizeof(struct fan_pick)), 0};
+	int64_t now = crab_clock_now_ms(), cursor;
+	int rc = 0;
+
+	j->more = 0;
+	j->made = 0;
+	for (j->cur = 0; j->cur < j->nsubs && rc == 0; j->cur++) {
+		const char *sub = j->subs[j->cur].peer_id;
+		int found = crab_store_cursor_get(st, sub, &cursor);
+
+		if (found < 0 || (found == 0 && (crab_store_outbox_last(st, &cursor) != 0 ||
+			crab_store_cursor_set(st, sub, cursor) != 0))) {
+			rc = -1; /* a new subscriber starts from now */
+			break;
+		}
+		w.n = 0;
+		j->last = cursor;
+		j->seen = 0;
+		if (crab_store_outbox_after(st, cursor, FANOUT_BATCH, fan_collect, &w) != 0) {
+			rc = -1;
+			break;
+		}
+		for (size_t i = 0; i < w.n && rc == 0; i++) {
+			char id[CRAB_ID_MAX];
+			crab_id_new("dlv", id);
+			rc = crab_store_delivery_insert(st, &(struct crab_store_delivery){
+				.id = id, .event_id = w.picks[i].event_id, .subscriber = sub,
+				.session_key = w.picks[i].session_key, .seq = w.picks[i].seq,
+				.created_at = now,
+			});
+		}
+		j->made += (int64_t)w.n;
+		if (rc == 0 && j->last != cursor)
+			rc = crab_store_cursor_set(st, sub, j->last);
+		if (j->seen == FANOUT_BATCH)
+			j->more = 1;
+	}
+	free(w.picks);
+	return rc;
+}
+
+static void schedule_heads(struct sub *s);
+static void kick_later(struct crab_dispatch *d);
+
+static void fanout_done(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct fanout_job *j = (struct fanout_job *)job;
+	struct crab_dispatch *d = j->d;
+
+	for (size_t i = 0; i < j->nsubs; i++) {
+		json_decref(j->subs[i].types);
+		json_decref(j->subs[i].tenants);
+	}
+	free(j->subs);
+	d->fanout_busy = 0;
+	if (status != CRAB_JOB_OK)
+		log_warnx("delivery: could not read the outbox; trying again");
+	if (status != CRAB_JOB_OK || j->more)
+		d->fanout_again = 1;
+	if (j->made > 0 || status == CRAB_JOB_OK)
+		for (struct sub *s = d->subs; s != NULL; s = s->next)
+			schedule_heads(s);
+	free(j);
+	if (d->fanout_again)
+		kick_later(d);
+}
+
+static void start_fanout(struct crab_dispatch *d)
+{
+	struct fanout_job *j;
+	size_t n = 0;
+
+	if (d->gw->draining)
+		return;
+	if (d->fanout_busy) {
+		d->fanout_again = 1;
+		return;
+	}
+	if (d->peers_dirty)
+		refresh_subs(d);
+	d->fanout_again = 0;
+	d->outbox_seen = crab_outbox_writes();
+	for (struct sub *s = d->subs; s != NULL; s = s->next)
+		n += !s->gone;
+	if (n == 0)
+		return;
+	j = xcalloc(1, sizeof(*j));
+	j->d = d;
+	j->subs = xcalloc(n, sizeof(*j->subs));
+	for (struct sub *s = d->subs; s != NULL; s = s->next) {
+		if (s->gone)
+			continue;
+		crab_strlcpy(j->subs[j->nsubs].peer_id, s->peer_id, sizeof(j->subs[0].peer_id));
+		j->subs[j->nsubs].types = json_deep_copy(s->types); /* the worker's own */
+		j->subs[j->nsubs].tenants = s->tenants ? json_deep_copy(s->tenants) : NULL;
+		j->nsubs++;
+	}
+	j->job.run = fanout_run;
+	j->job.done = fanout_done;
+	j->job.lazy = 1;
+	d->fanout_busy = 1;
+	crab_storeq_submit(d->gw->storeq, &j->job);
+}
+
+/* ---- sending ---- */
+
+static void send_one(struct sub *s, const struct crab_store_delivery_due *due);
+
+struct head {
+	struct crab_store_delivery_due due; /* strings below, owned */
+	char *id, *event_id, *session_key, *key, *payload;
+};
+
+struct heads_job {
+	struct crab_store_job job;
+	struct sub *s;
+	char sub_id[CRAB_ID_MAX];
+	int64_t limit, next_ms;
+	struct head *heads;
+	size_t n;
+};
+
+static int head_take(const struct crab_store_delivery_due *due, void *arg)
+{
+	struct heads_job *j = arg;
+	struct head *h;
+
+	j->heads = xrealloc(j->heads, (j->n + 1) * sizeof(*j->heads));
+	h = &j->heads[j->n++];
+	h->due = *due;
+	h->due.id = h->id = xstrdup(due->id);
+	h->due.event_id = h->event_id = xstrdup(due->event_id);
+	h->due.session_key = h->session_key = xstrdup(due->session_key);
+	h->due.idempotency_key = h->key = xstrdup(due->idempotency_key ? due->idempotency_key : "");
+	h->due.payload = h->payload = xstrdup(due->payload);
+	return 0;
+}
+
+static int heads_run(struct crab_store *st, struct crab_store_job *job)
+{
+	struct heads_job *j = (struct heads_job *)job;
+
+	return crab_store_delivery_heads(st, j->sub_id, crab_clock_now_ms(), j->limit, head_take,
+	    j, &j->next_ms);
+}
+
+static void heads_done(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct heads_job *j = (struct heads_job *)job;
+	struct sub *s = j->s;
+
+	s->heads_busy = 0;
+	if (status == CRAB_JOB_OK) {
+		s->next_ms = j->next_ms;
+		for (size_t i = 0; i < j->n; i++) {
+			if (!s->gone && crab_strmap_get(s->sending, j->heads[i].id) == NULL &&
+			    s->inflight < MAX_INFLIGHT)
+				send_one(s, &j->heads[i].due);
+		}
+	}
+	for (size_t i = 0; i < j->n; i++) {
+		free(j->heads[i].id);
+		free(j->heads[i].event_id);
+		free(j->heads[i].session_key);
+		free(j->heads[i].key);
+		free(j->heads[i].payload);
+	}
+	free(j->heads);
+	free(j);
+	if (s->heads_again) {
+		s->heads_again = 0;
+		schedule_heads(s);
+	}
+}
+
+static void schedule_heads(struct sub *s)
+{
+	struct heads_job *j;
+
+	if (s->gone || s->d->gw->draining || s->inflight >= MAX_INFLIGHT)
+		return;
+	if (s->heads_busy) {
+		s->heads_again = 1;
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->s = s;
+	crab_strlcpy(j->sub_id, s->peer_id, sizeof(j->sub_id));
+	/* What is on the wire comes back too (it is still the head of its session). */
+	j->limit = MAX_INFLIGHT;
+	j->job.run = heads_run;
+	j->job.done = heads_done;
+	j->job.lazy = 1;
+	s->heads_busy = 1;
+	crab_storeq_submit(s->d->gw->storeq, &j->job);
+}
+
+/* ---- outcomes ---- */
+
+enum outcome { DELIVERED, RETRY, DEAD };
+
+struct outcome_job {
+	struct crab_store_job job;
+	struct sub *s;
+	char id[CRAB_ID_MAX];
+	enum outcome what;
+	int64_t attempts, next_at;
+	char error[ERROR_MAX + 64];
+};
+
+static int outcome_run(struct crab_store *st, struct crab_store_job *job)
+{
+	struct outcome_job *j = (struct outcome_job *)job;
+	char letter[CRAB_ID_MAX];
+
+	switch (j->what) {
+	case DELIVERED:
+		return crab_store_delivery_done(st, j->id);
+	case RETRY:
+		return crab_store_delivery_retry(st, j->id, j->attempts, j->next_at, j->error);
+	case DEAD:
+		crab_id_new("dlq", letter);
+		return crab_store_delivery_dead(st, j->id, letter, j->attempts, j->error,
+		    crab_clock_now_ms());
+	}
+	return -1;
+}
+
+static void outcome_done(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct outcome_job *j = (struct outcome_job *)job;
+	struct sub *s = j->s;
+	struct crab_dispatch *d = s->d;
+
+	(void)status; /* a result not stored is found again: the delivery is still pending */
+	send_free(crab_strmap_del(s->sending, j->id));
+	s->inflight--;
+	if (j->what == DELIVERED)
+		d->delivered++;
+	else if (j->what == RETRY)
+		d->retried++;
+	else
+		d->dead_lettered++;
+	free(j);
+	if (s->gone && s->inflight == 0)
+		d->peers_dirty = 1;
+	schedule_heads(s);
+}
+
+/* 2xx and 409: delivered; 408, 429, 5xx and no answer: again; other 4xx: dead now. */
+static enum outcome judge(int status, const char *error)
+{
+	if (error != NULL)
+		return RETRY;
+	if ((status >= 200 && status < 300) || status == 409)
+		return DELIVERED;
+	if (status == 408 || status == 429 || status >= 500)
+		return RETRY;
+	return DEAD;
+}
+
+static void on_header(void *arg, int status, const char *line, size_t len)
+{
+	struct send *x = arg;
+	const size_t n = sizeof("Retry-After:") - 1;
+	char num[16];
+	size_t skip;
+
+	(void)status;
+	if (len <= n || len - n >= sizeof(num) || strncasecmp(line, "Retry-After:", n) != 0)
+		return;
+	memcpy(num, line + n, len - n);
+	num[len - n] = '\0';
+	skip = strspn(num, " \t");
+	if (crab_parse_int64(num + skip, 0, 3600, &x->retry_after) != 0)
+		x->retry_after = 0; /* an HTTP date, or nonsense: the backoff decides */
+}
+
+static void on_sent(void *arg, int status, const char *body, size_t len, const char *error)
+{
+	struct send *x = arg;
+	struct sub *s = x->s;
+	struct crab_dispatch *d = s->d;
+	struct outcome_job *j;
+	int64_t now = crab_clock_now_ms(), wait;
+
+	(void)body;
+	(void)len;
+	x->call = NULL;
+	if (d->gw->draining) { /* it stays pending: sent again after the next start */
+		send_free(crab_strmap_del(s->sending, x->id));
+		s->inflight--;
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->s = s;
+	crab_strlcpy(j->id, x->id, sizeof(j->id));
+	j->what = judge(status, error);
+	j->attempts = x->attempts + 1;
+	if (error != NULL)
+		snprintf(j->error, sizeof(j->error), "%.*s", ERROR_MAX,
+		    x->pin.mismatch ? "pin_mismatch: the subscriber's key is not its pin" : error);
+	else if (j->what != DELIVERED)
+		snprintf(j->error, sizeof(j->error), "HTTP %d", status);
+	if (j->what == RETRY && j->attempts >= CRAB_DELIVERY_MAX_ATTEMPTS)
+		j->what = DEAD;
+	if (j->what == RETRY) {
+		/* Full backoff, then up to half of it taken off at random: retries of many
+		 * deliveries that failed together spread out. */
+		wait = crab_delivery_backoff_ms(j->attempts);
+		wait -= (int64_t)(random() % (wait / 2 + 1));
+		if (x->retry_after * 1000 > wait)
+			wait = x->retry_after * 1000;
+		j->next_at = now + wait;
+	}
+	if (j->what != DELIVERED)
+		log_info("delivery %s to %s: %s (attempt %lld)%s", x->id, s->peer_id, j->error,
+		    (long long)j->attempts, j->what == DEAD ? ": dead letter" : "");
+	j->job.run = outcome_run;
+	j->job.done = outcome_done;
+	j->job.lazy = 1;
+	crab_storeq_submit(d->gw->storeq, &j->job);
+}
+
+static void send_one(struct sub *s, const struct crab_store_delivery_due *due)
+{
+	struct crab_dispatch *d = s->d;
+	struct send *x = xcalloc(1, sizeof(*x));
+	struct crab_buf b = {0};
+	const char *headers[3];
+
+	x->s = s;
+	crab_strlcpy(x->id, due->id, sizeof(x->id));
+	x->attempts = due->attempts;
+	crab_jobj_open(&b);
+	crab_jobj_str(&b, "delivery_id", due->id);
+	crab_jobj_int(&b, "attempt", due->attempts + 1);
+	if (due->replayed)
+		crab_jobj_bool(&b, "replayed", 1);
+	crab_jobj_raw(&b, "event", due->payload);
+	crab_jobj_close(&b);
+	x->body = crab_buf_take(&b);
+	b = (struct crab_buf){0};
+	crab_buf_add(&b, "Idempotency-Key: ", 17);
+	crab_buf_add(&b, due->idempotency_key, strcspn(due->idempotency_key, "\r\n"));
+	x->key_header = crab_buf_take(&b);
+	x->url = xmalloc(strlen(s->endpoint) + sizeof("/v1/deliver"));
+	sprintf(x->url, "%s/v1/deliver", s->endpoint);
+	headers[0] = "Content-Type: application/json";
+	headers[1] = x->key_header;
+	headers[2] = NULL;
+	x->pin.id = d->gw->identity;
+	x->pin.expect = s->fp;
+	x->pin.reuse = 1; /* this client carries this subscriber's pin only */
+	if (s->http == NULL)
+		s->http = crab_http_client_new(d->gw->base);
+	crab_strmap_put(s->sending, x->id, x);
+	s->inflight++;
+	x->call = crab_http_client_start_pinned(s->http,
+	    &(struct crab_http_req_v1){.size = sizeof(struct crab_http_req_v1), .method = "POST",
+		.url = x->url, .headers = headers, .body = x->body, .body_len = strlen(x->body),
+		.timeout_ms = SEND_TIMEOUT_MS, .max_response_bytes = 64 << 10},
+	    &(struct crab_http_handler_v1){.size = sizeof(struct crab_http_handler_v1),
+		.on_header = on_header, .on_done = on_sent},
+	    x, &x->pin);
+	if (x->call == NULL) {
+		/* Cannot even start (the client is full): the poll tries again. */
+		send_free(crab_strmap_del(s->sending, x->id));
+		s->inflight--;
+	}
+}
+
+/* ---- waking up ---- */
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct crab_dispatch *d = arg;
+
+	(void)fd;
+	(void)what;
+	start_fanout(d);
+}
+
+static void kick_later(struct crab_dispatch *d)
+{
+	static const struct timeval now = {0, 0};
+
+	if (!d->gw->draining)
+		event_add(d->kick_ev, &now);
+}
+
+void crab_dispatch_kick(struct crab_dispatch *d)
+{
+	for (struct sub *s = d->subs; s != NULL; s = s->next)
+		s->next_ms = 0;
+	kick_later(d);
+}
+
+void crab_dispatch_peers_changed(struct crab_dispatch *d)
+{
+	d->peers_dirty = 1;
+	kick_later(d);
+}
+
+/* After each burst of store answers: new outbox rows mean a fan-out. */
+static void after_store(void *arg)
+{
+	struct crab_dispatch *d = arg;
+
+	if (d->subs != NULL && crab_outbox_writes() != d->outbox_seen)
+		kick_later(d);
+}
+
+/* Retries come due on the crab clock, which tests move: looked at every second. */
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct crab_dispatch *d = arg;
+	int64_t now = crab_clock_now_ms();
+
+	(void)fd;
+	(void)what;
+	if (d->peers_dirty)
+		kick_later(d);
+	for (struct sub *s = d->subs; s != NULL; s = s->next) {
+		if (s->next_ms != 0 && s->next_ms <= now)
+			schedule_heads(s);
+	}
+}
+
+struct crab_dispatch *crab_dispatch_new(struct crab_gateway *gw)
+{
+	struct crab_dispatch *d = xcalloc(1, sizeof(*d));
+	struct timeval every = {POLL_MS / 1000, (POLL_MS % 1000) * 1000};
+
+	d->gw = gw;
+	d->peers_dirty = 1;
+	d->kick_ev = evtimer_new(gw->base, kick_cb, d);
+	d->poll_ev = event_new(gw->base, -1, EV_PERSIST, poll_cb, d);
+	event_add(d->poll_ev, &every);
+	crab_storeq_after_done(gw->storeq, after_store, d);
+	kick_later(d);
+	return d;
+}
+
+void crab_dispatch_free(struct crab_dispatch *d)
+{
+	if (d == NULL)
+		return;
+	crab_storeq_after_done(d->gw->storeq, NULL, NULL);
+	event_free(d->kick_ev);
+	event_free(d->poll_ev);
+	while (d->subs != NULL) {
+		struct sub *s = d->subs;
+		d->subs = s->next;
+		sub_free(s);
+	}
+	free(d);
+}
+
+json_t *crab_dispatch_status(struct crab_dispatch *d)
+{
+	json_t *subs = json_array();
+	int inflight = 0;
+
+	for (struct sub *s = d->subs; s != NULL; s = s->next) {
+		inflight += s->inflight;
+		json_array_append_new(subs, json_pack("{s:s, s:i, s:I}", "peer_id", s->peer_id,
+		    "inflight", s->inflight, "next_retry_at", (json_int_t)s->next_ms));
+	}
+	return json_pack("{s:I, s:I, s:I, s:i, s:o}", "delivered", (json_int_t)d->delivered,
+	    "retried", (json_int_t)d->retried, "dead_lettered", (json_int_t)d->dead_lettered,
+	    "inflight", inflight, "subscribers", subs);
+}
