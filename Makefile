@@ -70,6 +70,7 @@ CORE_SRC := \
 	core/pair_responder.c \
 	core/peer_check.c \
 	core/dispatch.c \
+	core/live.c \
 	core/ingress.c \
 	core/admin.c \
 	core/admin_modules.c \
@@ -81,6 +82,7 @@ CORE_SRC := \
 	core/cli_pair.c \
 	core/cli_peers.c \
 	core/cli_dlq.c \
+	core/cli_chat.c \
 	core/component.c \
 	core/cli_event.c \
 	core/cli_modules.c \
@@ -136,6 +138,10 @@ CORE_HELPERS := \
 # make bench's zero-latency model: libevent's evhttp and jansson, nothing of the core.
 BENCH_HELPERS := \
 	t/helpers/fastmodel
+
+# make bench's subscribers: the test component, linked with the core's release objects.
+BENCH_CORE_HELPERS := \
+	t/helpers/component
 
 REL_OBJ  := $(LIB_SRC:%.c=build/release/%.o)
 TEST_OBJ := $(LIB_SRC:%.c=build/test/%.o)
@@ -219,9 +225,15 @@ build/release/t/helpers/fastmodel: t/helpers/fastmodel.c Makefile
 	@echo "  CC      $<"
 	$(Q)$(CC) $(RELEASE_CFLAGS) -o $@ $< $(shell pkg-config --libs libevent jansson)
 
-bench: crab $(HELPERS:%=build/release/%) $(BENCH_HELPERS:%=build/release/%)
+build/release/t/helpers/component: build/release/t/helpers/component.o $(REL_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $^ $(LIBS)
+
+bench: crab $(HELPERS:%=build/release/%) $(BENCH_HELPERS:%=build/release/%) \
+	$(BENCH_CORE_HELPERS:%=build/release/%)
 	@t/bench/run.sh
 	@t/bench/turns.sh
+	@t/bench/delivery.sh
 
 # Fuzzing (clang's libFuzzer): FUZZ_SECONDS each, corpora under build/fuzz/.
 FUZZ_TARGETS := fuzz_envelope fuzz_http fuzz_ws

@@ -18,6 +18,7 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{"gateway", crab_gateway_main, "run the gateway: ingress, sessions, store, admin socket"},
+	{"chat", crab_cli_chat_main, "chat [new] [--session ID]: talk to the agent in the terminal"},
 	{"event", crab_cli_event_main, "event send <text>: post one chat message to the gateway"},
 	{"pair", crab_cli_pair_main, "pair test|tool|subscriber|cli|listen: pair a component"},
 	{"peers", crab_cli_peers_main, "peers list|revoke|grant: the paired components"},

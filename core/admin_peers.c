@@ -17,6 +17,7 @@
 #include "id.h"
 #include "identity.h"
 #include "jsontext.h"
+#include "live.h"
 #include "log.h"
 #include "outbox.h"
 #include "peers.h"
@@ -107,6 +108,7 @@ static void drop_fingerprint_if_gone(struct crab_gateway *gw, const char *fp)
 
 	if (crab_peer_table_by_fingerprint(gw->peers, fp) != NULL)
 		return;
+	crab_live_peer_gone(gw->live, fp);
 	n = crab_http_server_close_fingerprint(gw->http, fp);
 	if (n > 0)
 		log_info("closed %zu connection%s of a revoked peer", n, n == 1 ? "" : "s");

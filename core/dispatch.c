@@ -615,12 +615,9 @@ void crab_dispatch_peers_changed(struct crab_dispatch *d)
 	kick_later(d);
 }
 
-/* After each burst of store answers: new outbox rows mean a fan-out. */
-static void after_store(void *arg)
+void crab_dispatch_outbox_moved(struct crab_dispatch *d)
 {
-	struct crab_dispatch *d = arg;
-
-	if (d->subs != NULL && crab_outbox_writes() != d->outbox_seen)
+	if (d != NULL && d->subs != NULL && crab_outbox_writes() != d->outbox_seen)
 		kick_later(d);
 }
 
@@ -650,7 +647,6 @@ struct crab_dispatch *crab_dispatch_new(struct crab_gateway *gw)
 	d->kick_ev = evtimer_new(gw->base, kick_cb, d);
 	d->poll_ev = event_new(gw->base, -1, EV_PERSIST, poll_cb, d);
 	event_add(d->poll_ev, &every);
-	crab_storeq_after_done(gw->storeq, after_store, d);
 	kick_later(d);
 	return d;
 }
@@ -659,7 +655,6 @@ void crab_dispatch_free(struct crab_dispatch *d)
 {
 	if (d == NULL)
 		return;
-	crab_storeq_after_done(d->gw->storeq, NULL, NULL);
 	event_free(d->kick_ev);
 	event_free(d->poll_ev);
 	while (d->subs != NULL) {

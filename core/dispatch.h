@@ -30,6 +30,8 @@ struct crab_dispatch *crab_dispatch_new(struct crab_gateway *gw);
 void crab_dispatch_free(struct crab_dispatch *d);
 /* The peers changed (paired, revoked, granted): subscribers are read again. */
 void crab_dispatch_peers_changed(struct crab_dispatch *d);
+/* After each burst of store answers: new outbox rows mean a fan-out. */
+void crab_dispatch_outbox_moved(struct crab_dispatch *d);
 /* Look now, not at the next poll: after clock.advance in tests, after a replay. */
 void crab_dispatch_kick(struct crab_dispatch *d);
 /* {"delivered","retried","dead_lettered","inflight","subscribers":[{peer_id,...}]} */

@@ -23,6 +23,7 @@
 #include "dispatch.h"
 #include "http_client.h"
 #include "identity.h"
+#include "live.h"
 #include "modules.h"
 #include "log.h"
 #include "peers.h"
@@ -131,6 +132,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	gw->draining = 1;
 	gw->drain_deadline_ms = crab_clock_now_ms() + DRAIN_LIMIT_MS;
 	crab_http_server_drain(gw->http);
+	crab_live_drain(gw->live);
 	crab_admin_drain(gw->admin);
 	crab_turns_drain(gw->turns);
 	event_del(gw->retention_timer);
@@ -400,6 +402,15 @@ static int start_models(struct crab_gateway *gw, char *err, size_t errlen)
 	return 0;
 }
 
+/* After each burst of store answers: new outbox rows go to subscribers. */
+static void after_store(void *arg)
+{
+	struct crab_gateway *gw = arg;
+
+	crab_dispatch_outbox_moved(gw->dispatch);
+	crab_live_outbox_moved(gw->live);
+}
+
 static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *err,
     size_t errlen)
 {
@@ -446,6 +457,8 @@ static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *e
 	crab_turns_recover(gw->turns);
 	crab_peer_check_start(gw);
 	gw->dispatch = crab_dispatch_new(gw);
+	gw->live = crab_live_new(gw);
+	crab_storeq_after_done(gw->storeq, after_store, gw);
 	return 0;
 }
 
@@ -462,7 +475,10 @@ static void gateway_release(struct crab_gateway *gw)
 	crab_admin_modules_release(gw);
 	crab_admin_peers_release(gw);
 	crab_peer_check_release(gw);
+	if (gw->storeq != NULL)
+		crab_storeq_after_done(gw->storeq, NULL, NULL);
 	crab_dispatch_free(gw->dispatch);
+	crab_live_free(gw->live);
 	crab_turns_free(gw->turns); /* answers waiters: before the admin socket goes */
 	crab_admin_free(gw->admin);
 	crab_http_server_free(gw->http);

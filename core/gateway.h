@@ -19,6 +19,7 @@ struct crab_http_client;
 struct model_test;
 struct pair_op;
 struct crab_dispatch;
+struct crab_live;
 struct peer_checks;
 struct crab_identity;
 struct crab_peer_table;
@@ -60,6 +61,7 @@ struct crab_gateway {
 	struct peer_checks *peer_checks; /* health checks of the peers' endpoints */
 	struct event *peer_check_timer;
 	struct crab_dispatch *dispatch; /* delivery to subscribers */
+	struct crab_live *live;         /* WebSocket connections */
 };
 
 int crab_gateway_main(int argc, char **argv);
@@ -92,6 +94,15 @@ struct crab_ingest_producer {
 	 * grant (crab_peer_may_produce), checked once the tenant is known. NULL: no check. */
 	const char *peer_fp;
 };
+
+/* A lease's or a paired peer's (fingerprint fp) right to post events at all: 0, or -1
+ * with err set (403). Its producer for crab_ingest, its id written into id. */
+int crab_credential_may_produce(struct crab_gateway *gw, const struct crab_lease *lease,
+    const char *fp, struct crab_error *err);
+void crab_credential_producer(struct crab_gateway *gw, const struct crab_lease *lease,
+    const char *fp, struct crab_ingest_producer *p, char *id, size_t idlen);
+/* The connection that used a connection-bound lease has ended: the lease dies. */
+void crab_lease_connection_ended(struct crab_gateway *gw, const char *lease_id);
 
 /* Hears the outcome of one event: 202 {event_id, session_id, duplicate} or an error body. */
 typedef void (*crab_ingest_answer_fn)(void *arg, int status, const char *body, size_t len);

@@ -14,12 +14,13 @@
 #include "clock.h"
 #include "envelope.h"
 #include "id.h"
+#include "live.h"
 #include "log.h"
 #include "peers.h"
 #include "tls.h"
 #include "util.h"
 
-enum route { ROUTE_NONE, ROUTE_HEALTH, ROUTE_EVENTS };
+enum route { ROUTE_NONE, ROUTE_HEALTH, ROUTE_EVENTS, ROUTE_WS };
 
 static enum route route_of(struct crab_http_request *req)
 {
@@ -28,6 +29,8 @@ static enum route route_of(struct crab_http_request *req)
 		return ROUTE_HEALTH;
 	if (strcmp(path, "/v1/events") == 0)
 		return ROUTE_EVENTS;
+	if (strcmp(path, "/v1/ws") == 0)
+		return ROUTE_WS;
 	return ROUTE_NONE;
 }
 
@@ -111,43 +114,56 @@ static void reject(struct crab_gateway *gw, struct crab_http_request *req,
 	crab_ingest_answer_error(gw, http_answer, req, err);
 }
 
-/* What the credential may do with POST /v1/events before its body is read; -1 with err
- * set (403) when it may not produce at all. */
-static int may_post_events(struct crab_gateway *gw, const struct credential *c,
-    struct crab_error *err)
+int crab_credential_may_produce(struct crab_gateway *gw, const struct crab_lease *lease,
+    const char *fp, struct crab_error *err)
 {
-	if (c->lease != NULL && !(c->lease->scopes & CRAB_LEASE_PRODUCE)) {
+	struct crab_peer *peer = lease ? NULL : crab_peer_table_by_fingerprint(gw->peers, fp);
+
+	if (lease != NULL && !(lease->scopes & CRAB_LEASE_PRODUCE)) {
 		crab_error_set(err, "forbidden", NULL, "this lease may not produce events");
 		return -1;
 	}
-	if (c->peer != NULL && !crab_peer_produces(gw->peers, c->fp)) {
+	if (peer != NULL && !crab_peer_produces(gw->peers, fp)) {
 		crab_error_set(err, "forbidden", NULL,
-		    "peer %s offered no event types to produce when it was paired", c->peer->id);
+		    "peer %s offered no event types to produce when it was paired", peer->id);
 		return -1;
 	}
 	return 0;
+}
+
+void crab_credential_producer(struct crab_gateway *gw, const struct crab_lease *lease,
+    const char *fp, struct crab_ingest_producer *p, char *id, size_t idlen)
+{
+	*p = (struct crab_ingest_producer){.id = id};
+	if (lease != NULL) {
+		p->tenant_id = lease->tenant_id;
+		p->agent_id = lease->agent_id;
+		p->session_id = lease->session_id;
+		p->lease_id = lease->id;
+		p->session_pending = lease->session_pending;
+		snprintf(id, idlen, "lease:%s", lease->id);
+	} else {
+		p->trusted = crab_peer_names_tenant(gw->peers, fp);
+		p->peer_fp = fp;
+		snprintf(id, idlen, "peer:%s", crab_peer_table_by_fingerprint(gw->peers, fp)->id);
+	}
+}
+
+static int may_post_events(struct crab_gateway *gw, const struct credential *c,
+    struct crab_error *err)
+{
+	return crab_credential_may_produce(gw, c->lease, c->fp, err);
 }
 
 static void handle_event(struct crab_gateway *gw, struct crab_http_request *req,
     const struct credential *c)
 {
 	char id[CRAB_ID_MAX + 8];
-	struct crab_ingest_producer p = {.id = id};
+	struct crab_ingest_producer p;
 	const char *body;
 	size_t len;
 
-	if (c->lease != NULL) {
-		p.tenant_id = c->lease->tenant_id;
-		p.agent_id = c->lease->agent_id;
-		p.session_id = c->lease->session_id;
-		p.lease_id = c->lease->id;
-		p.session_pending = c->lease->session_pending;
-		snprintf(id, sizeof(id), "lease:%s", c->lease->id);
-	} else {
-		p.trusted = crab_peer_names_tenant(gw->peers, c->fp);
-		p.peer_fp = c->fp;
-		snprintf(id, sizeof(id), "peer:%s", c->peer->id);
-	}
+	crab_credential_producer(gw, c->lease, c->fp, &p, id, sizeof(id));
 	body = crab_http_request_body(req, &len);
 	crab_ingest(gw, body, len, &p, http_answer, req);
 }
@@ -204,6 +220,14 @@ static int on_head(struct crab_http_request *req, void *arg, struct crab_error *
 	case ROUTE_EVENTS:
 		rc = check_events_head(gw, req, &c, err);
 		break;
+	case ROUTE_WS:
+		if (strcmp(crab_http_request_method(req), "GET") != 0) {
+			crab_error_set(err, "method_not_allowed", NULL, "use GET on /v1/ws");
+			rc = -1;
+		} else {
+			rc = authenticate(gw, req, &c, err);
+		}
+		break;
 	case ROUTE_NONE:
 		crab_error_set(err, "not_found", NULL, "no route for '%.100s'",
 		    crab_http_request_path(req));
@@ -225,9 +249,17 @@ static void on_request(struct crab_http_request *req, void *arg)
 	struct credential c;
 	struct crab_error err;
 
-	/* on_head let only the two routes through. */
+	/* on_head let only these routes through. */
 	if (route_of(req) == ROUTE_HEALTH) {
 		crab_http_reply(req, 200, health, sizeof(health) - 1);
+		return;
+	}
+	if (route_of(req) == ROUTE_WS) {
+		if (authenticate(gw, req, &c, &err) != 0) {
+			reject(gw, req, &c, &err);
+			return;
+		}
+		crab_live_accept(gw->live, req, c.lease ? c.lease->id : NULL, c.fp);
 		return;
 	}
 	if (authenticate(gw, req, &c, &err) != 0 || may_post_events(gw, &c, &err) != 0) {
@@ -261,20 +293,25 @@ static void bound_revoke_done(struct crab_store_job *job, enum crab_job_status s
 	free(j);
 }
 
-/* A connection that used a connection-bound lease has closed: the lease dies with it. */
-static void connection_closed(void *arg, const char *tag)
+void crab_lease_connection_ended(struct crab_gateway *gw, const char *lease_id)
 {
-	struct crab_gateway *gw = arg;
 	struct bound_revoke *j;
 
-	if (strncmp(tag, "lease:", 6) != 0 || !crab_lease_table_remove(gw->leases, tag + 6))
+	if (!crab_lease_table_remove(gw->leases, lease_id))
 		return;
-	log_info("lease %s revoked: its connection ended", tag + 6);
+	log_info("lease %s revoked: its connection ended", lease_id);
 	j = xcalloc(1, sizeof(*j));
-	crab_strlcpy(j->lease_id, tag + 6, sizeof(j->lease_id));
+	crab_strlcpy(j->lease_id, lease_id, sizeof(j->lease_id));
 	j->job.run = bound_revoke_run;
 	j->job.done = bound_revoke_done;
 	crab_storeq_submit(gw->storeq, &j->job);
+}
+
+/* A connection that used a connection-bound lease has closed: the lease dies with it. */
+static void connection_closed(void *arg, const char *tag)
+{
+	if (strncmp(tag, "lease:", 6) == 0)
+		crab_lease_connection_ended(arg, tag + 6);
 }
 
 int crab_ingress_start(struct crab_gateway *gw, char *err, size_t errlen)

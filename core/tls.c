@@ -112,6 +112,24 @@ static CURLcode ssl_ctx_cb(CURL *easy, void *sslctx, void *arg)
 	return CURLE_OK;
 }
 
+SSL_CTX *crab_tls_client_ctx(struct crab_tls_pin *pin, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL) {
+		snprintf(err, errlen, "cannot make a TLS context");
+		return NULL;
+	}
+	/* The same settings curl's transfers get from ssl_ctx_cb. */
+	if (ssl_ctx_cb(NULL, ctx, pin) != CURLE_OK) {
+		snprintf(err, errlen, "cannot set up TLS 1.3 with this identity");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	return ctx;
+}
+
 int crab_tls_curl_pin(CURL *easy, struct crab_tls_pin *pin)
 {
 	if (!easy || !pin || (pin->expect && !crab_fingerprint_valid(pin->expect)))

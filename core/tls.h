@@ -41,6 +41,10 @@ struct crab_tls_pin {
 			       * per peer): its connections may be kept and reused */
 };
 
+/* A client context for a libevent connection (crab chat's wss), pinned by pin the same
+ * way (pin is borrowed and must outlive the context's connections). NULL with err. */
+SSL_CTX *crab_tls_client_ctx(struct crab_tls_pin *pin, char *err, size_t errlen);
+
 /* Sets curl's TLS options for an https transfer pinned by pin: TLS 1.3, no CA or host
  * name checks, the client certificate, and a handshake that fails unless the server's
  * key matches pin->expect. The transfer gets a connection of its own, closed after it,

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "live.h"
 #include "log.h"
 #include "modules.h"
 #include "jsontext.h"
@@ -611,6 +612,8 @@ static void sink_text(void *arg, const char *text, size_t len)
 		return;
 	}
 	crab_buf_add(&tr->text, text, len);
+	crab_live_delta(tr->t->gw->live, tr->ev.tenant_id, tr->ev.agent_id, tr->ev.session_id,
+	    tr->turn_id, text, len);
 }
 
 static void sink_tool_call(void *arg, const char *call, size_t len)

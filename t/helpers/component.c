@@ -8,10 +8,11 @@
  *             [--deliver-log FILE] [--deliver-status N] [--deliver-delay-ms N]
  *
  * POST /v1/deliver (a subscriber's push delivery) appends one line to the deliver log,
- * {"key": Idempotency-Key, "body": the body as received}, and answers --deliver-status
- * (default 200) after --deliver-delay-ms. Other routes from the pinned gateway answer
- * 200 {"route": path}: enough to show that only the pinned gateway gets past the
- * listener. */
+ * {"key": Idempotency-Key, "body": the body as received, "at_ms": when the request was
+ * complete, in ms since the epoch (CLOCK_REALTIME; make bench's delivery lag)}, and
+ * answers --deliver-status (default 200) after --deliver-delay-ms. Other routes from the
+ * pinned gateway answer 200 {"route": path}: enough to show that only the pinned gateway
+ * gets past the listener. */
 #include <event2/event.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/component.h"
 #include "core/identity.h"
@@ -62,8 +64,14 @@ static void on_deliver(struct crab_http_request *req)
 	struct timeval tv = {deliver.delay_ms / 1000, (deliver.delay_ms % 1000) * 1000};
 	size_t len;
 	const char *body = crab_http_request_body(req, &len);
-	json_t *line = json_pack("{s:s?, s:s%}", "key", key, "body", body ? body : "", len);
-	char *text = json_dumps(line, JSON_COMPACT);
+	struct timespec now;
+	json_t *line;
+	char *text;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	line = json_pack("{s:s?, s:s%, s:I}", "key", key, "body", body ? body : "", len, "at_ms",
+	    (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+	text = json_dumps(line, JSON_COMPACT);
 
 	if (deliver.log != NULL) {
 		fprintf(deliver.log, "%s\n", text);

@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# t/bench/delivery.sh: `make bench`, the delivery figures. The release ./crab on SQLite
+# (the built-in echo model: each event one turn and one message.outbound), subscribers
+# that are the test component (t/helpers/component, release build) on loopback, paired
+# with `crab pair subscriber` and subscribed to message.outbound:
+#   - lag: SUBSCRIBERS subscribers; events posted at RATE a second for RATE_S seconds from
+#     64 connections, from ACTORS actors (as many sessions). The lag of a delivery is the
+#     time its subscriber had the whole request (the deliver log's at_ms) minus the time
+#     the event was published (the outbox frame's occurred_at, in ms; the same clock):
+#     p50, p99 and max per subscriber and in all, deliveries/s, whether every
+#     message.outbound arrived, the gateway's CPU (each thread) and RssAnon meanwhile;
+#   - a dead subscriber: a new gateway and store, one subscriber paired, then stopped;
+#     PENDING events posted as fast as they are acknowledged (64 connections, ACTORS
+#     actors); once their turns are done and the dispatcher has fanned them out (as many
+#     pending deliveries), the gateway's RssAnon and VmRSS against the same gateway idle
+#     before the load, with nothing pending; its CPU over IDLE_S seconds of that (the
+#     retries); and the same after a restart on that store.
+# Prints, never asserts. RATE (default 5000), RATE_S (default 10), SUBSCRIBERS (default
+# 3), ACTORS (default 1000), PENDING (default 100000), IDLE_S (default 10).
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$(pwd)
+CRAB=$ROOT/crab
+HELPERS=$ROOT/build/release/t/helpers
+RATE=${RATE:-5000}
+RATE_S=${RATE_S:-10}
+SUBSCRIBERS=${SUBSCRIBERS:-3}
+ACTORS=${ACTORS:-1000}
+PENDING=${PENDING:-100000}
+IDLE_S=${IDLE_S:-10}
+CONNS=64
+OFFERS='{"subscribes":["message.outbound"]}'
+
+for tool in jq sqlite3 ss; do
+	command -v "$tool" >/dev/null || { echo "bench: '$tool' is needed"; exit 1; }
+done
+[ -x "$CRAB" ] && [ -x "$HELPERS/postload" ] && [ -x "$HELPERS/component" ] ||
+	{ echo "bench: run it as 'make bench'"; exit 1; }
+
+. "$ROOT/t/bench/lib.sh"
+
+# The subscribers are stopped before lib.sh's cleanup removes their directories.
+SUB_PIDS=""
+stop_subs() {
+	local pid
+	for pid in $SUB_PIDS; do
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	SUB_PIDS=""
+}
+trap 'stop_subs; cleanup' EXIT
+
+# config NAME: a gateway's configuration on its own port and data directory $WORK/NAME;
+# sets PORT, URL, DATA and CRAB_ADMIN_SOCKET.
+config() {
+	DATA=$WORK/$1
+	PORT=$(free_port) || fail "no free port"
+	URL=http://127.0.0.1:$PORT
+	export CRAB_ADMIN_SOCKET=$DATA/admin.sock
+	cat >"$WORK/crab.yaml" <<EOF
+gateway:
+  listen: "127.0.0.1:$PORT"
+  data_dir: "$DATA"
+store:
+  driver: sqlite
+  path: crab.db
+limits:
+  rate_per_second: 0
+  max_connections: 4096
+log:
+  level: warn
+EOF
+}
+
+# subscriber NAME: a subscriber component logging what it is sent to $WORK/NAME/deliver.log,
+# paired with the running gateway; sets SUB_PID (and adds it to SUB_PIDS).
+subscriber() {
+	local dir=$WORK/$1 port="" i
+	mkdir -p "$dir"
+	"$HELPERS/component" --data-dir "$dir/data" --type subscriber --offers "$OFFERS" \
+		--deliver-log "$dir/deliver.log" >"$dir/out" 2>"$dir/log" &
+	SUB_PID=$!
+	SUB_PIDS="$SUB_PIDS $SUB_PID"
+	for i in $(seq 1 200); do
+		port=$(awk '/^port /{ print $2 }' "$dir/out")
+		[ -n "$port" ] && grep -q '^fingerprint ' "$dir/out" && break
+		kill -0 "$SUB_PID" 2>/dev/null || fail "subscriber $1 exited: $(cat "$dir/log")"
+		sleep 0.05
+	done
+	[ -n "$port" ] || fail "subscriber $1 did not start"
+	"$CRAB" pair subscriber "https://127.0.0.1:$port" "$1" >"$dir/pair.out" 2>&1 ||
+		fail "pairing $1 failed: $(cat "$dir/pair.out")"
+}
+
+lease() {
+	"$CRAB" admin lease.create '{"tenant_id":"bench","scopes":["produce"],"ttl_s":86400}' |
+		jq -er .token || fail "cannot create a lease"
+}
+
+# post PREFIX EVENTS [RATE]: postload's summary line into $WORK/post.out.
+post() {
+	"$HELPERS/postload" -u "$URL" -t "$TOKEN" -c "$CONNS" -n "$2" -a "$ACTORS" -p "$1$$" \
+		${3:+-R "$3"} 2>"$WORK/post.out" || fail "postload failed: $(cat "$WORK/post.out")"
+	cat "$WORK/post.out" >>"$WORK/postload.log"
+}
+
+status_field() { "$CRAB" admin status | jq -r "$1"; }
+now_ms() { date +%s%3N; }
+db() { sqlite3 "$DATA/crab.db" "$1"; }
+
+# wait_turns N: until the executor has finished N turns and has nothing queued.
+wait_turns() {
+	local done=0
+	for _ in $(seq 1 6000); do
+		done=$(status_field '.turns.completed + .turns.failed')
+		[ "$done" -ge "$1" ] && [ "$(status_field .turns.queued)" = 0 ] && return 0
+		kill -0 "$GW_PID" 2>/dev/null || fail "the gateway exited"
+		sleep 0.05
+	done
+	fail "only $done of $1 turns finished"
+}
+
+# thread_ticks: "NAME TICKS" for each thread name of the gateway (threads of one name
+# added up), sorted by name.
+thread_ticks() {
+	local t comm f
+	for t in /proc/"$GW_PID"/task/*; do
+		read -r comm <"$t/comm" 2>/dev/null || continue
+		read -r -a f <"$t/stat" 2>/dev/null || continue
+		echo "$comm $((f[13] + f[14]))"
+	done | awk '{ n[$1] += $2 } END { for (k in n) print k, n[k] }' | sort
+}
+
+# threads_line BEFORE AFTER MS: each thread name's share of a core between two
+# thread_ticks files MS apart, the busiest first.
+threads_line() {
+	awk -v hz="$CLK_TCK" -v ms="$3" 'NR == FNR { b[$1] = $2; next }
+		{ d = $2 - b[$1]; if (d > 0) printf "%s %.0f\n", $1, 100 * d / hz / (ms / 1000) }' \
+		"$1" "$2" | sort -k2,2nr | awk '{ printf "%s%s %s%%", (NR > 1 ? ", " : ""), $1, $2 }'
+}
+
+# The memory sampler: shell builtins only, no fork per sample (read -t on a FIFO nobody
+# writes is the sleep), the largest RssAnon and VmRSS seen into $WORK/NAME.mem.
+sampler_start() {
+	[ -p "$WORK/never" ] || mkfifo "$WORK/never"
+	(
+		exec 9<>"$WORK/never"
+		while kill -0 "$GW_PID" 2>/dev/null; do
+			anon=0 rss=0
+			while read -r key value _; do
+				case $key in
+				RssAnon:) anon=$value ;;
+				VmRSS:) rss=$value ;;
+				esac
+			done <"/proc/$GW_PID/status"
+			echo "$anon $rss"
+			read -r -t 0.1 -u 9 _
+		done
+	) >"$WORK/$1.mem" 2>/dev/null &
+	SAMPLER_PID=$!
+}
+sampler_stop() {
+	kill "$SAMPLER_PID" 2>/dev/null
+	wait "$SAMPLER_PID" 2>/dev/null
+	SAMPLER_PID=""
+	MAX_ANON=$(awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { print m }' "$WORK/$1.mem")
+	MAX_RSS=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$WORK/$1.mem")
+}
+
+# pct FILE Q: the Q-quantile (0..1) of the sorted numbers in FILE; max for 1.
+pct() {
+	awk -v q="$2" '{ v[NR] = $1 } END {
+		if (NR == 0) { print "-"; exit }
+		i = int(q * NR); if (i < q * NR) i++; if (i < 1) i = 1; print v[i] }' "$1"
+}
+
+echo "crab delivery bench: $("$CRAB" version), SQLite (WAL, acknowledged after fdatasync)," \
+	"$(nproc) CPUs, echo model, subscribers: t/helpers/component over pinned TLS on loopback"
+
+# ---- 1. lag at RATE events/s to SUBSCRIBERS subscribers ----
+config lag
+start_gateway
+SUBS=""
+for i in $(seq 1 "$SUBSCRIBERS"); do
+	subscriber "s$i"
+	SUBS="$SUBS s$i"
+done
+TOKEN=$(lease)
+sleep 1
+IDLE_ANON=$(mem_kb "$GW_PID" RssAnon)
+EVENTS=$((RATE * RATE_S))
+
+sampler_start lag
+thread_ticks >"$WORK/threads0"
+CPU0_MACHINE=$(machine_ticks)
+CPU0_SUBS=0
+for pid in $SUB_PIDS; do CPU0_SUBS=$((CPU0_SUBS + $(proc_ticks "$pid"))); done
+T0=$(now_ms)
+post lag "$EVENTS" "$RATE"
+T1=$(now_ms)
+ACK50=$(sed -n 's/.*ack_us p50 \([0-9]*\) p99 \([0-9]*\).*/\1/p' "$WORK/post.out")
+ACK99=$(sed -n 's/.*ack_us p50 \([0-9]*\) p99 \([0-9]*\).*/\2/p' "$WORK/post.out")
+wait_turns "$EVENTS"
+OUTBOUND=$(db "SELECT count(*) FROM event_outbox WHERE type = 'message.outbound'")
+WANT=$((OUTBOUND * SUBSCRIBERS))
+for _ in $(seq 1 1200); do
+	[ "$(status_field '.delivery.delivered')" -ge "$WANT" ] && break
+	sleep 0.1
+done
+T2=$(now_ms)
+thread_ticks >"$WORK/threads1"
+CPU1_MACHINE=$(machine_ticks)
+CPU1_SUBS=0
+for pid in $SUB_PIDS; do CPU1_SUBS=$((CPU1_SUBS + $(proc_ticks "$pid"))); done
+sampler_stop lag
+"$CRAB" admin status >"$WORK/lag.status.json" || fail "status failed"
+db "SELECT idempotency_key FROM event_outbox WHERE type = 'message.outbound'" |
+	sort -u >"$WORK/want.keys"
+stop_subs
+stop_gateway
+
+# Each delivery: "lag_ms key", from the deliver log (the frame's occurred_at to at_ms).
+for s in $SUBS; do
+	jq -r '(.body | fromjson | .event.occurred_at) as $t |
+		[.at_ms - ((($t[0:19] + "Z") | fromdate) * 1000 + ($t[20:23] | tonumber)), .key, .at_ms]
+		| @tsv' "$WORK/$s/deliver.log" >"$WORK/$s.lag" 2>/dev/null
+	cut -f1 "$WORK/$s.lag" | sort -n >"$WORK/$s.sorted"
+done
+cat "$WORK"/s*.sorted | sort -n >"$WORK/all.sorted"
+
+awk -v hz="$CLK_TCK" -v ms=$((T2 - T0)) -v a="$CPU0_MACHINE" -v b="$CPU1_MACHINE" \
+	-v gw="$(awk '{ s += $2 } END { print s }' "$WORK/threads0")" \
+	-v gw1="$(awk '{ s += $2 } END { print s }' "$WORK/threads1")" \
+	-v subs=$((CPU1_SUBS - CPU0_SUBS)) -v n="$SUBSCRIBERS" -v ev="$EVENTS" -v rate="$RATE" \
+	-v actors="$ACTORS" -v conns="$CONNS" 'BEGIN {
+	split(a, x, " "); split(b, y, " ")
+	t = y[2] - x[2]; busy = y[1] - x[1]; g = gw1 - gw
+	printf "lag: %d events at %d/s over %d sessions from %d connections, to %d subscribers of\n",
+		ev, rate, actors, conns, n
+	printf "  message.outbound; from the first post to the last delivery %.1f s\n", ms / 1000
+	printf "machine meanwhile: gateway %.0f%%, subscribers %.0f%%, other processes (postload, ...) %.0f%%, idle %.0f%% (of all CPUs)\n",
+		100 * g / t, 100 * subs / t, 100 * (busy - g - subs) / t, 100 * (t - busy) / t }'
+echo "gateway CPU by thread (% of a core): $(threads_line "$WORK/threads0" "$WORK/threads1" $((T2 - T0)))"
+printf '%-44s %8s          (posted in %.1f s; ack p50 %s us, p99 %s us)\n' \
+	"message.outbound published:" "$OUTBOUND" "$(awk -v ms=$((T1 - T0)) 'BEGIN { print ms / 1000 }')" \
+	"$ACK50" "$ACK99"
+ALL_OK=1
+for s in $SUBS; do
+	n=$(wc -l <"$WORK/$s.sorted")
+	cut -f2 "$WORK/$s.lag" | sort -u >"$WORK/$s.keys"
+	missing=$(comm -23 "$WORK/want.keys" "$WORK/$s.keys" | wc -l)
+	[ "$missing" = 0 ] || ALL_OK=0
+	rate=$(awk -F'\t' 'NR == 1 || $3 < a { a = $3 } $3 > z { z = $3 }
+		END { if (z > a) printf "%.0f", NR / ((z - a) / 1000); else print "-" }' "$WORK/$s.lag")
+	printf '%-44s %8s ms       (p50 %s, max %s; %s deliveries, %s/s, %s missing, %s again)\n' \
+		"delivery lag p99, subscriber $s:" "$(pct "$WORK/$s.sorted" 0.99)" \
+		"$(pct "$WORK/$s.sorted" 0.5)" "$(pct "$WORK/$s.sorted" 1)" "$n" "$rate" "$missing" \
+		"$((n - $(wc -l <"$WORK/$s.keys")))"
+done
+P99=$(pct "$WORK/all.sorted" 0.99)
+printf '%-44s %8s ms       (target < 10 ms: %s; p50 %s, p90 %s, max %s)\n' \
+	"delivery lag p99, all subscribers:" "$P99" \
+	"$(verdict "$(awk -v p="$P99" 'BEGIN { print (p != "-" && p < 10) }')")" \
+	"$(pct "$WORK/all.sorted" 0.5)" "$(pct "$WORK/all.sorted" 0.9)" "$(pct "$WORK/all.sorted" 1)"
+printf '%-44s %8s          (%s expected; every one to every subscriber: %s; the gateway counted %s delivered, %s retried)\n' \
+	"deliveries/s, all subscribers:" \
+	"$(awk -v n="$(wc -l <"$WORK/all.sorted")" -v ms=$((T2 - T0)) 'BEGIN { printf "%.0f", n / (ms / 1000) }')" \
+	"$WANT" "$([ "$ALL_OK" = 1 ] && echo yes || echo NO)" \
+	"$(jq -r .delivery.delivered "$WORK/lag.status.json")" "$(jq -r .delivery.retried "$WORK/lag.status.json")"
+printf '%-44s %8s MiB      (VmRSS %s MiB; idle before %s MiB)\n' "gateway RssAnon during the run (max):" \
+	"$(mib "$MAX_ANON")" "$(mib "$MAX_RSS")" "$(mib "$IDLE_ANON")"
+
+# ---- 2. a dead subscriber with PENDING events pending ----
+config dead
+start_gateway
+subscriber dead
+DEAD_PID=$SUB_PID
+TOKEN=$(lease)
+kill "$DEAD_PID" && wait "$DEAD_PID" 2>/dev/null
+SUB_PIDS=""
+sleep 2
+BEFORE_ANON=$(mem_kb "$GW_PID" RssAnon)
+BEFORE_RSS=$(mem_kb "$GW_PID" VmRSS)
+sampler_start dead
+T0=$(now_ms)
+post dead "$PENDING"
+T1=$(now_ms)
+wait_turns "$PENDING"
+T2=$(now_ms)
+# Fanned out: the subscriber's cursor at the end of the outbox.
+for _ in $(seq 1 1200); do
+	[ "$(db "SELECT (SELECT pos FROM subscriber_cursors) = (SELECT MAX(pos) FROM event_outbox)")" = 1 ] &&
+		break
+	sleep 0.1
+done
+T3=$(now_ms)
+sleep 2
+sampler_stop dead
+DEAD_ANON=$(mem_kb "$GW_PID" RssAnon)
+DEAD_RSS=$(mem_kb "$GW_PID" VmRSS)
+DEAD_PENDING=$(db "SELECT count(*) FROM deliveries WHERE state = 'pending'")
+DEAD_OUTBOUND=$(db "SELECT count(*) FROM event_outbox WHERE type = 'message.outbound'")
+thread_ticks >"$WORK/dthreads0"
+t0=$(now_ms)
+sleep "$IDLE_S"
+t1=$(now_ms)
+thread_ticks >"$WORK/dthreads1"
+IDLE_ANON=$(mem_kb "$GW_PID" RssAnon)
+TRIED=$(db "SELECT count(*) FROM deliveries WHERE state = 'pending' AND attempts > 0")
+stop_gateway
+start_gateway
+sleep 3
+RESTART_ANON=$(mem_kb "$GW_PID" RssAnon)
+RESTART_RSS=$(mem_kb "$GW_PID" VmRSS)
+stop_gateway
+
+echo "dead subscriber: paired, then stopped; $PENDING events posted from $CONNS connections over" \
+	"$ACTORS sessions in $(awk -v ms=$((T1 - T0)) 'BEGIN { printf "%.1f", ms / 1000 }') s," \
+	"turns done after $(awk -v ms=$((T2 - T0)) 'BEGIN { printf "%.1f", ms / 1000 }') s," \
+	"fanned out after $(awk -v ms=$((T3 - T0)) 'BEGIN { printf "%.1f", ms / 1000 }') s"
+printf '%-44s %8s          (message.outbound in the outbox: %s; %s tried at least once)\n' \
+	"pending deliveries to it:" "$DEAD_PENDING" "$DEAD_OUTBOUND" "$TRIED"
+printf '%-44s %8s MiB      (target < 10 MB (9.5 MiB): %s; %s MiB against %s MiB idle before the load)\n' \
+	"RssAnon, those pending, more than before:" "$(mib $((DEAD_ANON - BEFORE_ANON)))" \
+	"$(verdict $((DEAD_ANON - BEFORE_ANON < 9766)))" "$(mib "$DEAD_ANON")" "$(mib "$BEFORE_ANON")"
+printf '%-44s %8s MiB      (%s MiB against %s MiB before)\n' "VmRSS, more than before:" \
+	"$(mib $((DEAD_RSS - BEFORE_RSS)))" "$(mib "$DEAD_RSS")" "$(mib "$BEFORE_RSS")"
+printf '%-44s %8s MiB      (VmRSS %s MiB; after %s s more of retries: RssAnon %s MiB)\n' \
+	"RssAnon, largest during the load:" "$(mib "$MAX_ANON")" "$(mib "$MAX_RSS")" "$IDLE_S" "$(mib "$IDLE_ANON")"
+printf '%-44s %8s MiB      (VmRSS %s MiB)\n' "RssAnon after a restart, those pending:" \
+	"$(mib "$RESTART_ANON")" "$(mib "$RESTART_RSS")"
+echo "gateway CPU by thread over $IDLE_S s with those pending (% of a core):" \
+	"$(threads_line "$WORK/dthreads0" "$WORK/dthreads1" $((t1 - t0)))"
+exit 0
