@@ -40,6 +40,8 @@ struct sub {
 	int heads_busy, heads_again;
 	int64_t next_ms;               /* the earliest retry not yet due, 0: none */
 	int gone;                      /* no longer a live subscriber */
+	void *ws;                      /* its own WebSocket, while attached */
+	int (*ws_send)(void *conn, const char *text, size_t len);
 };
 
 struct crab_dispatch {
@@ -59,6 +61,7 @@ struct send {
 	char *url, *body, *key_header;
 	struct crab_tls_pin pin;
 	struct crab_http_call *call;
+	struct event *ack_timer; /* sent over the subscriber's WebSocket: waiting for its ack */
 };
 
 int64_t crab_delivery_backoff_ms(int64_t failed)
@@ -72,6 +75,8 @@ int64_t crab_delivery_backoff_ms(int64_t failed)
 
 static void send_free(struct send *x)
 {
+	if (x->ack_timer != NULL)
+		event_free(x->ack_timer);
 	free(x->url);
 	free(x->body);
 	free(x->key_header);
@@ -489,6 +494,39 @@ static void on_header(void *arg, int status, const char *line, size_t len)
 		x->retry_after = 0; /* an HTTP date, or nonsense: the backoff decides */
 }
 
+static void on_sent(void *arg, int status, const char *body, size_t len, const char *error);
+
+/* Over the subscriber's own WebSocket: done at its ack, or judged a timeout. */
+static void ack_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	on_sent(arg, 0, NULL, 0, "no acknowledgement over the subscriber's WebSocket");
+}
+
+static int send_ws(struct sub *s, struct send *x, const struct crab_store_delivery_due *due)
+{
+	struct timeval tv = {SEND_TIMEOUT_MS / 1000, (SEND_TIMEOUT_MS % 1000) * 1000};
+	struct crab_buf b = {0};
+	int rc;
+
+	crab_jobj_open(&b);
+	crab_jobj_str(&b, "op", "deliver");
+	crab_jobj_str(&b, "delivery_id", due->id);
+	crab_jobj_int(&b, "attempt", due->attempts + 1);
+	if (due->replayed)
+		crab_jobj_bool(&b, "replayed", 1);
+	crab_jobj_raw(&b, "event", due->payload);
+	crab_jobj_close(&b);
+	rc = s->ws_send(s->ws, b.data, b.len);
+	crab_buf_free(&b);
+	if (rc != 0)
+		return -1;
+	x->ack_timer = evtimer_new(s->d->gw->base, ack_timeout, x);
+	evtimer_add(x->ack_timer, &tv);
+	return 0;
+}
+
 static void on_sent(void *arg, int status, const char *body, size_t len, const char *error)
 {
 	struct send *x = arg;
@@ -500,6 +538,10 @@ static void on_sent(void *arg, int status, const char *body, size_t len, const c
 	(void)body;
 	(void)len;
 	x->call = NULL;
+	if (x->ack_timer != NULL) {
+		event_free(x->ack_timer);
+		x->ack_timer = NULL;
+	}
 	if (d->gw->draining) { /* it stays pending: sent again after the next start */
 		send_free(crab_strmap_del(s->sending, x->id));
 		s->inflight--;
@@ -545,6 +587,15 @@ static void send_one(struct sub *s, const struct crab_store_delivery_due *due)
 	x->s = s;
 	crab_strlcpy(x->id, due->id, sizeof(x->id));
 	x->attempts = due->attempts;
+	if (s->ws != NULL) {
+		crab_strmap_put(s->sending, x->id, x);
+		s->inflight++;
+		if (send_ws(s, x, due) != 0) {
+			send_free(crab_strmap_del(s->sending, x->id));
+			s->inflight--;
+		}
+		return;
+	}
 	crab_jobj_open(&b);
 	crab_jobj_str(&b, "delivery_id", due->id);
 	crab_jobj_int(&b, "attempt", due->attempts + 1);
@@ -580,6 +631,67 @@ static void send_one(struct sub *s, const struct crab_store_delivery_due *due)
 		/* Cannot even start (the client is full): the poll tries again. */
 		send_free(crab_strmap_del(s->sending, x->id));
 		s->inflight--;
+	}
+}
+
+/* ---- a subscriber's own WebSocket ---- */
+
+int crab_dispatch_attach(struct crab_dispatch *d, const char *fingerprint, void *conn,
+    int (*send)(void *conn, const char *text, size_t len))
+{
+	int n = 0;
+
+	if (d->peers_dirty)
+		refresh_subs(d);
+	for (struct sub *s = d->subs; s != NULL; s = s->next) {
+		if (s->gone || strcmp(s->fp, fingerprint) != 0)
+			continue;
+		s->ws = conn;
+		s->ws_send = send;
+		s->next_ms = 0;
+		schedule_heads(s);
+		n++;
+	}
+	return n;
+}
+
+void crab_dispatch_ack(struct crab_dispatch *d, void *conn, const char *delivery_id)
+{
+	for (struct sub *s = d->subs; s != NULL; s = s->next) {
+		struct send *x = s->ws == conn ? crab_strmap_get(s->sending, delivery_id) : NULL;
+		if (x != NULL && x->ack_timer != NULL) {
+			on_sent(x, 200, NULL, 0, NULL);
+			return;
+		}
+	}
+}
+
+void crab_dispatch_detach(struct crab_dispatch *d, void *conn)
+{
+	for (struct sub *s = d->subs; s != NULL; s = s->next) {
+		struct send **waiting;
+		size_t n = 0;
+
+		if (s->ws != conn)
+			continue;
+		s->ws = NULL;
+		/* Not acknowledged: back to pending as it was (no attempt counted), so it
+		 * goes again, first of its session. */
+		waiting = xcalloc(crab_strmap_count(s->sending) + 1, sizeof(*waiting));
+		while (crab_strmap_count(s->sending) > 0) {
+			struct send *x = crab_strmap_any(s->sending);
+			crab_strmap_del(s->sending, x->id);
+			if (x->ack_timer != NULL) {
+				send_free(x);
+				s->inflight--;
+			} else {
+				waiting[n++] = x; /* a push in flight: it stays */
+			}
+		}
+		for (size_t i = 0; i < n; i++)
+			crab_strmap_put(s->sending, waiting[i]->id, waiting[i]);
+		free(waiting);
+		schedule_heads(s);
 	}
 }
 

@@ -37,6 +37,16 @@ void crab_dispatch_kick(struct crab_dispatch *d);
 /* {"delivered","retried","dead_lettered","inflight","subscribers":[{peer_id,...}]} */
 json_t *crab_dispatch_status(struct crab_dispatch *d);
 
+/* A paired subscriber's own WebSocket (PROTOCOLS.md §2): while attached, its deliveries
+ * go there as {"op":"deliver"} frames, each done when acknowledged
+ * (crab_dispatch_ack), tried again after a timeout; detaching puts what was not
+ * acknowledged back, so it comes again (by push, or on the next connection), in order.
+ * attach returns how many subscriber roles the key holds (0: none, refuse it). */
+int crab_dispatch_attach(struct crab_dispatch *d, const char *fingerprint, void *conn,
+    int (*send)(void *conn, const char *text, size_t len));
+void crab_dispatch_ack(struct crab_dispatch *d, void *conn, const char *delivery_id);
+void crab_dispatch_detach(struct crab_dispatch *d, void *conn);
+
 /* The backoff before attempt n+1 after n failed ones (n >= 1), without jitter. */
 int64_t crab_delivery_backoff_ms(int64_t failed_attempts);
 

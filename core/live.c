@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "dispatch.h"
 #include "gateway.h"
 #include "http_server.h"
 #include "id.h"
@@ -34,6 +35,7 @@ struct conn {
 	char who[64];
 	int answers;           /* events sent to ingest, not answered yet */
 	int subscribed;
+	int peer_subscribed;   /* a paired subscriber's: the dispatcher sends here */
 	char session_id[CRAB_ID_MAX]; /* "" with a lease: the lease's, once it has one */
 	json_t *types;         /* NULL: every type */
 };
@@ -418,6 +420,13 @@ static void op_event(struct conn *c, json_t *msg)
 	free(body);
 }
 
+static int peer_send(void *conn, const char *text, size_t len)
+{
+	struct conn *c = conn;
+
+	return c->ws != NULL ? crab_ws_send(c->ws, 0, text, len) : -1;
+}
+
 static void op_subscribe(struct conn *c, json_t *msg)
 {
 	struct crab_lease *le = conn_lease(c);
@@ -429,10 +438,15 @@ static void op_subscribe(struct conn *c, json_t *msg)
 	json_t *t;
 
 	if (le == NULL) {
-		/* A paired subscriber's events come by POST /v1/deliver. */
-		crab_error_set(&err, "forbidden", NULL, "subscriptions over WebSocket are for "
-		    "leases; a paired subscriber is sent POST /v1/deliver");
-		send_error(c, &err);
+		/* A paired subscriber: its subscription is the peer's (its offers and grant),
+		 * durable; the dispatcher sends over this connection while it is open. */
+		if (crab_dispatch_attach(c->l->gw->dispatch, c->fp, c, peer_send) == 0) {
+			crab_error_set(&err, "forbidden", NULL, "this peer is not a paired subscriber");
+			send_error(c, &err);
+			return;
+		}
+		c->peer_subscribed = 1;
+		send_json(c, "{\"op\":\"subscribed\"}");
 		return;
 	}
 	if (!(le->scopes & CRAB_LEASE_SUBSCRIBE)) {
@@ -486,6 +500,8 @@ static void on_message(void *arg, struct crab_ws *ws, int binary, const char *da
 		const char *id = json_string_value(json_object_get(msg, "delivery_id"));
 		if (id != NULL && c->lease_id[0] != '\0')
 			unacked_ack(c->l, c->lease_id, id);
+		else if (id != NULL && c->peer_subscribed)
+			crab_dispatch_ack(c->l->gw->dispatch, c, id);
 	} else {
 		crab_error_set(&err, "bad_request", "op", "unknown op '%.32s'", op);
 		send_error(c, &err);
@@ -523,6 +539,8 @@ static void on_close(void *arg, struct crab_ws *ws, int code, const char *reason
 	log_debug("websocket of %s closed: %d %s", c->who, code, reason);
 	c->ws = NULL;
 	conn_unlink(c);
+	if (c->peer_subscribed)
+		crab_dispatch_detach(l->gw->dispatch, c);
 	if (le != NULL && le->connection_bound)
 		crab_lease_connection_ended(l->gw, c->lease_id);
 	if (c->lease_id[0] != '\0' && conn_lease(c) == NULL)

@@ -6,7 +6,9 @@
  * order, and the model's text as it streams as message.delta, which is never stored.
  * A lease's subscription belongs to the lease: deliveries not acknowledged
  * ({"op":"ack"}) are sent again when the lease subscribes again, and dropped when it
- * ends. */
+ * ends. A paired subscriber's belongs to the peer (its offers and grant, durable): while
+ * its connection is open the dispatcher (dispatch.h) sends its deliveries there instead
+ * of by POST, and what it did not acknowledge comes again after it reconnects. */
 #ifndef CRAB_LIVE_H
 #define CRAB_LIVE_H
 
