@@ -24,6 +24,7 @@
 #include "gateway.h"
 #include "id.h"
 #include "identity.h"
+#include "live.h"
 #include "log.h"
 #include "turns.h"
 #include "util.h"
@@ -341,6 +342,7 @@ static void lease_revoke_done(struct crab_store_job *job, enum crab_job_status s
 		crab_admin_reply_error(j->call, "not_found", "no live lease '%s'", j->row.id);
 	} else {
 		crab_lease_table_remove(j->call->gw->leases, j->row.id);
+		crab_live_lease_gone(j->call->gw->live, j->row.id);
 		log_info("lease %s revoked", j->row.id);
 		crab_admin_reply_ok(j->call, json_pack("{s:s, s:b}", "lease_id", j->row.id, "revoked", 1));
 	}

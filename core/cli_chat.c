@@ -95,7 +95,9 @@ static void on_input(evutil_socket_t fd, short what, void *arg)
 			quit(c);
 			return;
 		}
-		if (c->line[0] != '\0' && !c->waiting)
+		/* A line typed while a reply streams goes too: the session's turns run
+		 * in order. */
+		if (c->line[0] != '\0')
 			send_line(c, c->line);
 		else
 			prompt(c);

@@ -42,6 +42,8 @@ struct conn {
 
 /* A lease's deliveries not acknowledged yet, in order. */
 struct unacked {
+	struct unacked *next, **prevp; /* every lease's, for the sweep */
+	char lease_id[CRAB_ID_MAX];
 	char (*ids)[CRAB_ID_MAX];
 	char **frames;
 	size_t n;
@@ -52,6 +54,7 @@ struct crab_live {
 	struct conn *conns;
 	size_t nconns;
 	struct crab_strmap *unacked; /* lease id -> struct unacked */
+	struct unacked *unacked_list;
 	int64_t pos;                 /* the outbox tail's position; -1: start from the end */
 	int tail_busy, tail_again;
 	uint64_t outbox_seen;
@@ -126,6 +129,9 @@ static void unacked_free(void *v)
 {
 	struct unacked *u = v;
 
+	*u->prevp = u->next;
+	if (u->next != NULL)
+		u->next->prevp = u->prevp;
 	for (size_t i = 0; i < u->n; i++)
 		free(u->frames[i]);
 	free(u->frames);
@@ -148,7 +154,13 @@ static void unacked_add(struct crab_live *l, const char *lease_id, const char *i
 
 	if (u == NULL) {
 		u = xcalloc(1, sizeof(*u));
+		crab_strlcpy(u->lease_id, lease_id, sizeof(u->lease_id));
 		crab_strmap_put(l->unacked, lease_id, u);
+		u->next = l->unacked_list;
+		if (u->next != NULL)
+			u->next->prevp = &u->next;
+		u->prevp = &l->unacked_list;
+		l->unacked_list = u;
 	}
 	if (u->n == UNACKED_MAX) { /* the oldest goes: the turns stay in the store */
 		free(u->frames[0]);
@@ -312,7 +324,6 @@ static void tail_done(struct crab_store_job *job, enum crab_job_status status)
 static void start_tail(struct crab_live *l)
 {
 	struct tail_job *j;
-	int subscribed = 0;
 
 	if (l->gw->draining)
 		return;
@@ -327,19 +338,16 @@ static void start_tail(struct crab_live *l)
 	j->pos = l->pos;
 	for (struct conn *c = l->conns; c != NULL; c = c->next) {
 		const char *s = c->subscribed ? conn_session(c) : "";
-		subscribed += c->subscribed;
 		if (s[0] == '\0')
 			continue;
 		j->sessions = xrealloc(j->sessions, (j->nsessions + 1) * sizeof(*j->sessions));
 		j->sessions[j->nsessions++] = xstrdup(s);
 	}
-	/* No session to look for: nothing to read. With no subscription at all the tail
-	 * starts afresh at the next one; with one whose lease has no session yet it keeps
-	 * its place (the session's first rows come in the commit that binds it). */
-	if (j->nsessions == 0 && (j->pos >= 0 || subscribed == 0)) {
+	/* No session to look for: nothing to read now, but the tail keeps its place, so a
+	 * lease that subscribes again gets what its session published meanwhile. Only the
+	 * first subscription of a run starts it, at the end of the outbox. */
+	if (j->nsessions == 0 && j->pos >= 0) {
 		free(j);
-		if (subscribed == 0)
-			l->pos = -1;
 		return;
 	}
 	j->job.run = tail_run;
@@ -460,6 +468,11 @@ static void op_subscribe(struct conn *c, json_t *msg)
 		send_error(c, &err);
 		return;
 	}
+	if (types != NULL && !json_is_null(types) && !json_is_array(types)) {
+		crab_error_set(&err, "bad_request", "types", "types must be a list of event types");
+		send_error(c, &err);
+		return;
+	}
 	json_array_foreach(types, i, t) {
 		if (!json_is_string(t)) {
 			crab_error_set(&err, "bad_request", "types", "types must be strings");
@@ -561,12 +574,15 @@ void crab_live_accept(struct crab_live *l, struct crab_http_request *req,
 	struct crab_ws_limits limits = {
 		.max_message = (size_t)cfg->limits.max_body_bytes,
 		.idle_timeout_s = (int)cfg->limits.idle_timeout_s,
+		/* pinged well within the idle limit, so a quiet but healthy client stays */
+		.ping_interval_s = cfg->limits.idle_timeout_s > 2 ?
+		    (int)cfg->limits.idle_timeout_s / 2 : 1,
 	};
 	struct conn *c;
 	struct crab_error err;
 
 	if (l->nconns >= (size_t)cfg->limits.max_connections) {
-		crab_error_set(&err, "shutting_down", NULL, "too many WebSocket connections");
+		crab_error_set(&err, "rate_limited", NULL, "too many WebSocket connections");
 		crab_http_reply_error(req, &err);
 		return;
 	}
@@ -635,7 +651,15 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	struct unacked *u, *next;
+
 	close_where(l, invalid, NULL, "the lease or the pairing has ended");
+	for (u = l->unacked_list; u != NULL; u = next) {
+		struct crab_lease *le = crab_lease_table_by_id(l->gw->leases, u->lease_id);
+		next = u->next;
+		if (le == NULL || le->expires_at <= crab_clock_now_ms())
+			unacked_drop(l, u->lease_id); /* the lease ended: so do its deliveries */
+	}
 	if (l->conns != NULL && crab_outbox_writes() != l->outbox_seen)
 		start_tail(l);
 }
