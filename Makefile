@@ -83,6 +83,7 @@ CORE_SRC := \
 	core/cli_peers.c \
 	core/cli_dlq.c \
 	core/cli_chat.c \
+	core/cli_status.c \
 	core/component.c \
 	core/cli_event.c \
 	core/cli_modules.c \

@@ -23,6 +23,7 @@ static const struct command {
 	{"pair", crab_cli_pair_main, "pair test|tool|subscriber|cli|listen: pair a component"},
 	{"peers", crab_cli_peers_main, "peers list|revoke|grant: the paired components"},
 	{"dlq", crab_cli_dlq_main, "dlq list|replay: deliveries to subscribers given up on"},
+	{"status", crab_cli_status_main, "the gateway's figures: store, counters, turns, delivery lag"},
 	{"admin", crab_cli_admin_main, "admin OP [ARGS]: call one admin-socket operation"},
 	{"sessions", crab_cli_sessions_main, "sessions list|show|close: the session manager"},
 	{"turns", crab_cli_turns_main, "turns show ID: a turn's full request and response"},

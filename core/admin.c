@@ -135,9 +135,26 @@ struct status_job {
 	int schema_version;
 	int with_rows; /* counting rows scans whole tables: only when asked */
 	int64_t counts[4];
+	json_t *delivery; /* the dispatcher's figures; the worker adds each subscriber's lag */
 };
 
 static const char *const status_tables[] = {"inbox", "sessions", "idempotency_keys", "leases"};
+
+/* Lag: the deliveries each subscriber has still to get. */
+static int delivery_lag(struct crab_store *st, json_t *delivery)
+{
+	size_t i;
+	json_t *sub;
+
+	json_array_foreach(json_object_get(delivery, "subscribers"), i, sub) {
+		int64_t n;
+		if (crab_store_delivery_pending(st,
+			json_string_value(json_object_get(sub, "peer_id")), &n) != 0)
+			return -1;
+		json_object_set_new(sub, "pending", json_integer(n));
+	}
+	return 0;
+}
 
 static int status_run(struct crab_store *st, struct crab_store_job *job)
 {
@@ -150,7 +167,7 @@ static int status_run(struct crab_store *st, struct crab_store_job *job)
 		if (crab_store_count(st, status_tables[i], &j->counts[i]) != 0)
 			return -1;
 	}
-	return 0;
+	return delivery_lag(st, j->delivery);
 }
 
 static void status_done(struct crab_store_job *job, enum crab_job_status status)
@@ -163,6 +180,7 @@ static void status_done(struct crab_store_job *job, enum crab_job_status status)
 
 	if (status != CRAB_JOB_OK) {
 		crab_admin_reply_error(j->call, "store_unavailable", "the store did not answer");
+		json_decref(j->delivery);
 		free(j);
 		return;
 	}
@@ -189,7 +207,8 @@ static void status_done(struct crab_store_job *job, enum crab_job_status status)
 	    "connections", (json_int_t)crab_http_server_connections(gw->http),
 	    "inflight", (json_int_t)crab_http_server_inflight(gw->http)));
 	json_object_set_new(r, "turns", crab_turns_status(gw->turns));
-	json_object_set_new(r, "delivery", crab_dispatch_status(gw->dispatch));
+	json_object_set_new(r, "delivery", j->delivery);
+	json_object_set_new(r, "websockets", json_integer((json_int_t)crab_live_connections(gw->live)));
 	json_object_set_new(r, "leases_live", json_integer((json_int_t)crab_lease_table_count(gw->leases)));
 	crab_admin_reply_ok(j->call, r);
 	free(j);
@@ -202,6 +221,7 @@ static void op_status(struct admin_call *call, json_t *args)
 	/* The store worker runs this between ingest batches: a full count of a large
 	 * inbox would stall ingest, so row counts are for those who ask ({"rows":true}). */
 	j->with_rows = json_is_true(json_object_get(args, "rows"));
+	j->delivery = crab_dispatch_status(call->gw->dispatch);
 	j->job.run = status_run;
 	j->job.done = status_done;
 	j->call = call;

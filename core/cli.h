@@ -25,6 +25,7 @@ int crab_cli_pair_main(int argc, char **argv);
 int crab_cli_peers_main(int argc, char **argv);
 int crab_cli_dlq_main(int argc, char **argv);
 int crab_cli_chat_main(int argc, char **argv);
+int crab_cli_status_main(int argc, char **argv);
 int crab_cli_event_main(int argc, char **argv);
 int crab_cli_modules_main(int argc, char **argv);
 int crab_cli_sessions_main(int argc, char **argv);

@@ -95,6 +95,7 @@ test_expect_success CLOCK 'a subscriber down: retries with growing delays on the
 		wait=$((next - $(now_ms))) && echo "$n $wait" >>waits &&
 		"$CRAB" admin clock.advance "{\"ms\": $((wait > 0 ? wait + 1 : 1))}" >/dev/null || return 1
 	done &&
+	"$CRAB" status | jq -e --arg s "$S1" ".delivery.subscribers[] | select(.peer_id == \$s) | .pending >= 20" &&
 	cat waits &&
 	awk "{ b = 1000 * 2 ^ (\$1 - 1); if (\$2 > b || \$2 < b / 2 - 1500) { print \"attempt \" \$1 \": waited \" \$2 \" ms for a backoff of \" b; bad = 1 } }
 	     END { exit bad }" waits
