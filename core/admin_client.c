@@ -134,6 +134,25 @@ out:
 	return rc;
 }
 
+int crab_cli_call(const char *socket_path, const char *op, json_t *args, json_t **result)
+{
+	char err[512];
+
+	if (crab_admin_call(socket_path, op, args, result, err, sizeof(err)) != 0) {
+		fprintf(stderr, "crab: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+void crab_cli_print_json(json_t *result)
+{
+	char *s = json_dumps(result, JSON_COMPACT);
+
+	printf("%s\n", s);
+	free(s);
+}
+
 int crab_cli_admin_main(int argc, char **argv)
 {
 	const char *sock = NULL, *op = NULL, *args_text = NULL;

@@ -20,6 +20,12 @@ int crab_cli_admin_socket_only(int argc, char **argv, int from, const char **soc
 int crab_admin_call(const char *socket_path, const char *op, json_t *args, json_t **result,
     char *err, size_t errlen);
 
+/* crab_admin_call for a command: on failure prints "crab: ..." and returns 1; else 0
+ * with the result in *result. */
+int crab_cli_call(const char *socket_path, const char *op, json_t *args, json_t **result);
+/* Prints a result as one line of compact JSON (--json). */
+void crab_cli_print_json(json_t *result);
+
 int crab_cli_admin_main(int argc, char **argv);
 int crab_cli_pair_main(int argc, char **argv);
 int crab_cli_peers_main(int argc, char **argv);

@@ -44,8 +44,7 @@ int crab_cli_dlq_main(int argc, char **argv)
 	};
 	const char *cmd = argc > 1 ? argv[1] : "", *sock = NULL, *op;
 	json_t *args = json_object(), *r = NULL;
-	int ch, json = 0, all = 0, rc = 2, called;
-	char err[512];
+	int ch, json = 0, all = 0, rc = 2;
 
 	optind = 2;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -77,23 +76,17 @@ int crab_cli_dlq_main(int argc, char **argv)
 	} else {
 		goto usage;
 	}
-	called = crab_admin_call(crab_cli_admin_socket(sock), op, args, &r, err, sizeof(err));
+	rc = crab_cli_call(crab_cli_admin_socket(sock), op, args, &r);
 	args = NULL; /* the call took it */
-	if (called != 0) {
-		fprintf(stderr, "crab: %s\n", err);
-		rc = 1;
+	if (rc != 0)
 		goto out;
-	}
 	if (json) {
-		char *s = json_dumps(r, JSON_COMPACT);
-		printf("%s\n", s);
-		free(s);
+		crab_cli_print_json(r);
 	} else if (strcmp(op, "dlq.list") == 0) {
 		print_letters(json_object_get(r, "dead_letters"));
 	} else {
 		printf("replayed %lld\n", (long long)json_integer_value(json_object_get(r, "replayed")));
 	}
-	rc = 0;
 	goto out;
 usage:
 	usage(stderr);

@@ -74,8 +74,7 @@ int crab_cli_peers_main(int argc, char **argv)
 	};
 	const char *sock = NULL, *op, *cmd = argc > 1 ? argv[1] : "";
 	json_t *args = json_object(), *tenants = json_array(), *r = NULL;
-	int ch, json = 0, all_tenants = 0, rc = 2, nargs, called;
-	char err[512];
+	int ch, json = 0, all_tenants = 0, rc = 2, nargs;
 
 	optind = 2;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -116,17 +115,12 @@ int crab_cli_peers_main(int argc, char **argv)
 	}
 	if (nargs == 1)
 		json_object_set_new(args, "peer_id", json_string(argv[optind]));
-	called = crab_admin_call(crab_cli_admin_socket(sock), op, args, &r, err, sizeof(err));
+	rc = crab_cli_call(crab_cli_admin_socket(sock), op, args, &r);
 	args = NULL; /* the call took it */
-	if (called != 0) {
-		fprintf(stderr, "crab: %s\n", err);
-		rc = 1;
+	if (rc != 0)
 		goto out;
-	}
 	if (json) {
-		char *s = json_dumps(r, JSON_COMPACT);
-		printf("%s\n", s);
-		free(s);
+		crab_cli_print_json(r);
 	} else if (strcmp(op, "peers.list") == 0) {
 		print_peers(json_object_get(r, "peers"));
 	} else if (strcmp(op, "peers.revoke") == 0) {
@@ -136,7 +130,6 @@ int crab_cli_peers_main(int argc, char **argv)
 		print_peers(one);
 		json_decref(one);
 	}
-	rc = 0;
 	goto out;
 usage:
 	usage(stderr);

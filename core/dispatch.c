@@ -504,22 +504,32 @@ static void ack_timeout(evutil_socket_t fd, short what, void *arg)
 	on_sent(arg, 0, NULL, 0, "no acknowledgement over the subscriber's WebSocket");
 }
 
-static int send_ws(struct sub *s, struct send *x, const struct crab_store_delivery_due *due)
+/* {"delivery_id","attempt"[,"replayed"],"event"}, as a push body, or a WebSocket
+ * frame with "op":"deliver" first. */
+static char *delivery_json(const struct crab_store_delivery_due *due, int frame)
 {
-	struct timeval tv = {SEND_TIMEOUT_MS / 1000, (SEND_TIMEOUT_MS % 1000) * 1000};
 	struct crab_buf b = {0};
-	int rc;
 
 	crab_jobj_open(&b);
-	crab_jobj_str(&b, "op", "deliver");
+	if (frame)
+		crab_jobj_str(&b, "op", "deliver");
 	crab_jobj_str(&b, "delivery_id", due->id);
 	crab_jobj_int(&b, "attempt", due->attempts + 1);
 	if (due->replayed)
 		crab_jobj_bool(&b, "replayed", 1);
 	crab_jobj_raw(&b, "event", due->payload);
 	crab_jobj_close(&b);
-	rc = s->ws_send(s->ws, b.data, b.len);
-	crab_buf_free(&b);
+	return crab_buf_take(&b);
+}
+
+static int send_ws(struct sub *s, struct send *x, const struct crab_store_delivery_due *due)
+{
+	struct timeval tv = {SEND_TIMEOUT_MS / 1000, (SEND_TIMEOUT_MS % 1000) * 1000};
+	char *frame = delivery_json(due, 1);
+	int rc;
+
+	rc = s->ws_send(s->ws, frame, strlen(frame));
+	free(frame);
 	if (rc != 0)
 		return -1;
 	x->ack_timer = evtimer_new(s->d->gw->base, ack_timeout, x);
@@ -596,15 +606,7 @@ static void send_one(struct sub *s, const struct crab_store_delivery_due *due)
 		}
 		return;
 	}
-	crab_jobj_open(&b);
-	crab_jobj_str(&b, "delivery_id", due->id);
-	crab_jobj_int(&b, "attempt", due->attempts + 1);
-	if (due->replayed)
-		crab_jobj_bool(&b, "replayed", 1);
-	crab_jobj_raw(&b, "event", due->payload);
-	crab_jobj_close(&b);
-	x->body = crab_buf_take(&b);
-	b = (struct crab_buf){0};
+	x->body = delivery_json(due, 0);
 	crab_buf_add(&b, "Idempotency-Key: ", 17);
 	crab_buf_add(&b, due->idempotency_key, strcspn(due->idempotency_key, "\r\n"));
 	x->key_header = crab_buf_take(&b);
