@@ -68,6 +68,7 @@ static const struct field root_fields[] = {
 	CUSTOM("agents", TOP, cfg_parse_agents),
 	CUSTOM("tenants", TOP, cfg_parse_tenants),
 	CUSTOM("routes", TOP, cfg_parse_routes),
+	CUSTOM("subscribers", TOP, cfg_parse_subscribers),
 
 	C(router.refuse_unmapped, "unmapped_actors", F_ENUM, R_ROUTER, .choices = unmapped_choices),
 	C(router.unmapped_tenant, "unmapped_tenant", F_STRING, R_ROUTER),

@@ -64,6 +64,16 @@ struct crab_config_route {
 	char *isolation_key; /* a template, or NULL: memory scope "global" */
 };
 
+/* subscribers: the operator's filter on what a paired subscriber is sent, on top of
+ * what it offered to subscribe to and its grant. */
+struct crab_config_subscriber {
+	char *component; /* the component id it was paired under */
+	char **types;    /* only these event types; NULL: what it offered */
+	size_t ntypes;
+	char **tenants;  /* only these tenants; NULL: its grant */
+	size_t ntenants;
+};
+
 enum { CRAB_TLS_AUTO, CRAB_TLS_ON, CRAB_TLS_OFF };
 
 struct crab_config {
@@ -109,6 +119,8 @@ struct crab_config {
 	size_t ntenants;
 	struct crab_config_route *routes;
 	size_t nroutes;
+	struct crab_config_subscriber *subscribers;
+	size_t nsubscribers;
 
 	struct {
 		int refuse_unmapped;     /* unmapped_actors: refuse (default) or route */
@@ -133,6 +145,8 @@ const struct crab_config_agent *crab_config_agent_find(const struct crab_config 
     const char *id);
 const struct crab_config_tenant *crab_config_tenant_find(const struct crab_config *cfg,
     const char *id);
+const struct crab_config_subscriber *crab_config_subscriber_find(
+    const struct crab_config *cfg, const char *component);
 
 /* Loads and validates path. Returns NULL after printing every error to errf, in file
  * order, each as "file:line:column: message". Without an agents section, it supplies the

@@ -252,6 +252,34 @@ void cfg_parse_routes(struct loader *ld, void *base, struct fy_node *key, struct
 	(void)parse_list(ld, &route_kind, key, val, &cfg->routes, &cfg->nroutes, &ld->route_at);
 }
 
+/* ---- subscribers ---- */
+
+#define SUB(member, key, type, ...) \
+	FIELD(struct crab_config_subscriber, member, key, type, TOP, __VA_ARGS__)
+
+static const struct field subscriber_fields[] = {
+	SUB(component, "component", F_ID, .flags = FL_REQUIRED),
+	SUB(types, "types", F_STRINGS, .flags = FL_NONEMPTY,
+	    .count_offset = offsetof(struct crab_config_subscriber, ntypes)),
+	SUB(tenants, "tenants", F_STRINGS, .flags = FL_NONEMPTY,
+	    .count_offset = offsetof(struct crab_config_subscriber, ntenants)),
+};
+
+static const struct table subscriber_table = {"subscribers", subscriber_fields,
+	CRAB_ARRAY_LEN(subscriber_fields), 0};
+
+static const struct list_kind subscriber_kind = {&subscriber_table,
+	sizeof(struct crab_config_subscriber), NULL, NULL};
+
+void cfg_parse_subscribers(struct loader *ld, void *base, struct fy_node *key,
+    struct fy_node *val)
+{
+	struct crab_config *cfg = base;
+
+	(void)parse_list(ld, &subscriber_kind, key, val, &cfg->subscribers, &cfg->nsubscribers,
+	    NULL);
+}
+
 /* ---- defaults, lookups, free ---- */
 
 /* Without an agents section, an old minimal config keeps working: the built-in echo
@@ -362,4 +390,21 @@ void cfg_agents_free(struct crab_config *cfg)
 		free(r->isolation_key);
 	}
 	free(cfg->routes);
+	for (size_t i = 0; i < cfg->nsubscribers; i++) {
+		free(cfg->subscribers[i].component);
+		free_strings(cfg->subscribers[i].types, cfg->subscribers[i].ntypes);
+		free_strings(cfg->subscribers[i].tenants, cfg->subscribers[i].ntenants);
+	}
+	free(cfg->subscribers);
+}
+
+const struct crab_config_subscriber *crab_config_subscriber_find(
+    const struct crab_config *cfg, const char *component)
+{
+	for (size_t i = 0; component != NULL && i < cfg->nsubscribers; i++) {
+		if (cfg->subscribers[i].component != NULL &&
+		    strcmp(cfg->subscribers[i].component, component) == 0)
+			return &cfg->subscribers[i];
+	}
+	return NULL;
 }

@@ -145,6 +145,8 @@ void cfg_parse_models(struct loader *ld, void *base, struct fy_node *key, struct
 void cfg_parse_agents(struct loader *ld, void *base, struct fy_node *key, struct fy_node *val);
 void cfg_parse_tenants(struct loader *ld, void *base, struct fy_node *key, struct fy_node *val);
 void cfg_parse_routes(struct loader *ld, void *base, struct fy_node *key, struct fy_node *val);
+void cfg_parse_subscribers(struct loader *ld, void *base, struct fy_node *key,
+    struct fy_node *val);
 extern const struct table cfg_model_table, cfg_agent_table, cfg_tenant_table, cfg_route_table;
 
 /* Fills what the file left out: the built-in echo model and default agent when there is

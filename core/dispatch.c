@@ -110,6 +110,28 @@ static struct sub *sub_find(struct crab_dispatch *d, const char *peer_id)
 	return NULL;
 }
 
+/* A list (offers, a grant; NULL: everything) narrowed to the YAML's (NULL: no
+ * narrowing): a new reference. */
+static json_t *narrowed(json_t *list, char **only, size_t nonly)
+{
+	json_t *out;
+	size_t i;
+	json_t *v;
+
+	if (only == NULL)
+		return json_incref(list);
+	out = json_array();
+	for (size_t k = 0; k < nonly; k++) {
+		int in = list == NULL;
+		json_array_foreach(list, i, v) {
+			in |= json_is_string(v) && strcmp(json_string_value(v), only[k]) == 0;
+		}
+		if (in)
+			json_array_append_new(out, json_string(only[k]));
+	}
+	return out;
+}
+
 /* Subscribers are the live subscriber peers with an endpoint: their set is read again
  * from the peer index when it changed. A subscriber that went is freed once nothing of
  * it is in flight. */
@@ -120,10 +142,12 @@ static void refresh_subs(struct crab_dispatch *d)
 	for (struct sub *s = d->subs; s != NULL; s = s->next)
 		s->gone = 1;
 	for (struct crab_peer *p = crab_peer_table_first(d->gw->peers); p != NULL; p = p->next) {
+		const struct crab_config_subscriber *filter;
 		struct sub *s;
 
 		if (p->type != CRAB_PEER_SUBSCRIBER || p->endpoint == NULL)
 			continue;
+		filter = crab_config_subscriber_find(d->gw->cfg, p->component_id);
 		if ((s = sub_find(d, p->id)) == NULL) {
 			s = xcalloc(1, sizeof(*s));
 			s->d = d;
@@ -137,8 +161,10 @@ static void refresh_subs(struct crab_dispatch *d)
 		s->gone = 0;
 		json_decref(s->types);
 		json_decref(s->tenants);
-		s->types = json_incref(json_object_get(p->offers, "subscribes"));
-		s->tenants = json_incref(p->tenants);
+		s->types = narrowed(json_object_get(p->offers, "subscribes"),
+		    filter ? filter->types : NULL, filter ? filter->ntypes : 0);
+		s->tenants = narrowed(p->tenants, filter ? filter->tenants : NULL,
+		    filter ? filter->ntenants : 0);
 	}
 	for (pp = &d->subs; *pp != NULL;) {
 		struct sub *s = *pp;

@@ -57,7 +57,8 @@ sub() { # sub NAME ARGS...: a subscriber component logging what it is sent
 }
 
 test_expect_success 'a gateway and a subscriber, paired' '
-	write_gateway_config gw &&
+	write_gateway_config gw "subscribers:" "  - component: filtered" \
+		"    types: [message.outbound, peer.paired]" &&
 	start_gateway gw &&
 	mkdir -p s1 && sub s1 &&
 	"$CRAB" pair subscriber "$s1_URL" s1 >/dev/null && S1=$(peer_id s1 subscriber) &&
@@ -141,9 +142,20 @@ test_expect_success 'a slow subscriber (2 s an answer) does not slow a fast one'
 	test "$(keys slow | sort -u | wc -l)" -lt "$(wc -l <all)"
 '
 
+test_expect_success 'the YAML narrows what a subscriber is sent to types it also offered' '
+	mkdir -p filtered && sub filtered &&
+	"$CRAB" pair subscriber "$filtered_URL" filtered >/dev/null &&
+	"$CRAB" event send --tenant family "filtered" >/dev/null &&
+	wait_until 10 lines_matching_are message.outbound filtered/deliver.log 1 &&
+	"$CRAB" event send --tenant family "filtered again" >/dev/null &&
+	wait_until 10 lines_matching_are message.outbound filtered/deliver.log 2 &&
+	jq -s -e "length == 2 and all(.body | fromjson | .event.type == \"message.outbound\")" \
+		filtered/deliver.log
+'
+
 test_expect_success 'everything stops cleanly' '
 	stop_gateway && stop_component s1 && stop_component s2 && stop_component slow &&
-	stop_component fast
+	stop_component fast && stop_component filtered
 '
 
 test_done
