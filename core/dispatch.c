@@ -40,6 +40,7 @@ struct sub {
 	int heads_busy, heads_again;
 	int64_t next_ms;               /* the earliest retry not yet due, 0: none */
 	int gone;                      /* no longer a live subscriber */
+	int fresh;                     /* new: its pending deliveries not looked at yet */
 	void *ws;                      /* its own WebSocket, while attached */
 	int (*ws_send)(void *conn, const char *text, size_t len);
 };
@@ -157,6 +158,7 @@ static void refresh_subs(struct crab_dispatch *d)
 			s->sending = crab_strmap_new();
 			s->next = d->subs;
 			d->subs = s;
+			s->fresh = 1; /* what was pending before (a restart) goes at once */
 		}
 		s->gone = 0;
 		json_decref(s->types);
@@ -183,6 +185,7 @@ static void refresh_subs(struct crab_dispatch *d)
 struct fan_sub {
 	char peer_id[CRAB_ID_MAX];
 	json_t *types, *tenants;
+	int64_t made; /* deliveries made for it by this job */
 };
 
 struct fanout_job {
@@ -274,6 +277,7 @@ static int fanout_run(struct crab_store *st, struct crab_store_job *job)
 			});
 		}
 		j->made += (int64_t)w.n;
+		j->subs[j->cur].made = (int64_t)w.n;
 		if (rc == 0 && j->last != cursor)
 			rc = crab_store_cursor_set(st, sub, j->last);
 		if (j->seen == FANOUT_BATCH)
@@ -291,19 +295,28 @@ static void fanout_done(struct crab_store_job *job, enum crab_job_status status)
 	struct fanout_job *j = (struct fanout_job *)job;
 	struct crab_dispatch *d = j->d;
 
-	for (size_t i = 0; i < j->nsubs; i++) {
-		json_decref(j->subs[i].types);
-		json_decref(j->subs[i].tenants);
-	}
-	free(j->subs);
 	d->fanout_busy = 0;
 	if (status != CRAB_JOB_OK)
 		log_warnx("delivery: could not read the outbox; trying again");
 	if (status != CRAB_JOB_OK || j->more)
 		d->fanout_again = 1;
-	if (j->made > 0 || status == CRAB_JOB_OK)
-		for (struct sub *s = d->subs; s != NULL; s = s->next)
+	/* Only a subscriber that got new deliveries has anything new to send. */
+	for (size_t i = 0; i < j->nsubs; i++) {
+		struct sub *s = j->subs[i].made > 0 ? sub_find(d, j->subs[i].peer_id) : NULL;
+		if (s != NULL)
 			schedule_heads(s);
+	}
+	for (struct sub *s = d->subs; s != NULL; s = s->next) {
+		if (s->fresh) {
+			s->fresh = 0;
+			schedule_heads(s);
+		}
+	}
+	for (size_t i = 0; i < j->nsubs; i++) {
+		json_decref(j->subs[i].types);
+		json_decref(j->subs[i].tenants);
+	}
+	free(j->subs);
 	free(j);
 	if (d->fanout_again)
 		kick_later(d);
@@ -488,7 +501,10 @@ static void outcome_done(struct crab_store_job *job, enum crab_job_status status
 	free(j);
 	if (s->gone && s->inflight == 0)
 		d->peers_dirty = 1;
-	schedule_heads(s);
+	/* The heads are looked up again once half the window is free, not per outcome:
+	 * a query per delivery was what the store worker spent its time on. */
+	if (s->inflight <= MAX_INFLIGHT / 2)
+		schedule_heads(s);
 }
 
 /* 2xx and 409: delivered; 408, 429, 5xx and no answer: again; other 4xx: dead now. */
@@ -745,7 +761,7 @@ static void kick_later(struct crab_dispatch *d)
 void crab_dispatch_kick(struct crab_dispatch *d)
 {
 	for (struct sub *s = d->subs; s != NULL; s = s->next)
-		s->next_ms = 0;
+		schedule_heads(s); /* a replay, a moved clock: what is pending may go now */
 	kick_later(d);
 }
 

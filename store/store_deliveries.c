@@ -98,7 +98,7 @@ int crab_store_delivery_insert(struct crab_store *st, const struct crab_store_de
 struct heads_walk {
 	int (*cb)(const struct crab_store_delivery_due *d, void *arg);
 	void *arg;
-	int64_t now, next, limit, taken;
+	int64_t now, next, limit, taken; /* now and next: unused since the query filters */
 };
 
 static int head_row(void *ud, int ncol, const char *const *v)
@@ -116,39 +116,46 @@ static int head_row(void *ud, int ncol, const char *const *v)
 	int_col(&next_at, v[5]);
 	int_col(&replayed, v[8]);
 	d.replayed = replayed != 0;
-	if (next_at > w->now) { /* a head not due yet: when to look again */
-		if (w->next == 0 || next_at < w->next)
-			w->next = next_at;
-		return 0;
-	}
-	if (w->taken >= w->limit)
-		return 0;
+	(void)next_at; /* the query took only due ones */
 	w->taken++;
 	return w->cb(&d, w->arg);
 }
+
+#define HEADS_OF_SUBSCRIBER \
+	"(SELECT session_key, MIN(seq) AS seq FROM deliveries" \
+	" WHERE subscriber = $1 AND state = 'pending' GROUP BY session_key) h" \
+	" JOIN deliveries d ON d.subscriber = $1 AND d.session_key = h.session_key" \
+	" AND d.seq = h.seq AND d.state = 'pending'"
 
 int crab_store_delivery_heads(struct crab_store *st, const char *subscriber, int64_t now_ms,
     int64_t limit, int (*cb)(const struct crab_store_delivery_due *d, void *arg), void *arg,
     int64_t *next_ms)
 {
-	/* The first pending delivery of each session: one pass over the partial index,
-	 * which holds all it needs; then those rows and their events. Oldest first, so no
-	 * session starves. */
+	/* The first pending delivery of each session (one pass over the partial index,
+	 * which holds all it needs), the due ones, oldest first so that no session starves,
+	 * at most limit; only then their events, payloads and all. */
 	static const char sql[] =
 		"SELECT d.id, d.event_id, d.session_key, d.seq, d.attempts, d.next_at,"
 		" o.idempotency_key, o.payload, d.replayed"
-		" FROM (SELECT session_key, MIN(seq) AS seq FROM deliveries"
-		"  WHERE subscriber = $1 AND state = 'pending' GROUP BY session_key) h"
-		" JOIN deliveries d ON d.subscriber = $1 AND d.session_key = h.session_key"
-		"  AND d.seq = h.seq AND d.state = 'pending'"
+		" FROM (SELECT d.id AS id, d.created_at AS created_at FROM " HEADS_OF_SUBSCRIBER
+		"  WHERE d.next_at <= $2 ORDER BY d.created_at, d.id LIMIT $3) x"
+		" JOIN deliveries d ON d.id = x.id"
 		" JOIN event_outbox o ON o.id = d.event_id"
-		" ORDER BY d.created_at, d.id";
-	const struct crab_db_param p[] = {CRAB_DB_T(subscriber)};
+		" ORDER BY x.created_at, x.id";
+	/* With room left: when the next head comes due. */
+	static const char next_sql[] =
+		"SELECT COALESCE(MIN(d.next_at), 0) FROM " HEADS_OF_SUBSCRIBER
+		" WHERE d.next_at > $2";
+	const struct crab_db_param p[] = {CRAB_DB_T(subscriber), CRAB_DB_I(now_ms),
+		CRAB_DB_I(limit)};
 	struct heads_walk w = {cb, arg, now_ms, 0, limit, 0};
 
-	if (exec(st, "delivery_heads", sql, 1, p, head_row, &w, NULL) == -1)
+	*next_ms = 0;
+	if (exec(st, "delivery_heads", sql, 3, p, head_row, &w, NULL) == -1)
 		return -1;
-	*next_ms = w.next;
+	if (w.taken < limit &&
+	    exec(st, "delivery_next", next_sql, 2, p, crab_db_row_int, next_ms, NULL) == -1)
+		return -1;
 	return 0;
 }
 
