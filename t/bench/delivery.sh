@@ -129,34 +129,6 @@ threads_line() {
 		"$1" "$2" | sort -k2,2nr | awk '{ printf "%s%s %s%%", (NR > 1 ? ", " : ""), $1, $2 }'
 }
 
-# The memory sampler: shell builtins only, no fork per sample (read -t on a FIFO nobody
-# writes is the sleep), the largest RssAnon and VmRSS seen into $WORK/NAME.mem.
-sampler_start() {
-	[ -p "$WORK/never" ] || mkfifo "$WORK/never"
-	(
-		exec 9<>"$WORK/never"
-		while kill -0 "$GW_PID" 2>/dev/null; do
-			anon=0 rss=0
-			while read -r key value _; do
-				case $key in
-				RssAnon:) anon=$value ;;
-				VmRSS:) rss=$value ;;
-				esac
-			done <"/proc/$GW_PID/status"
-			echo "$anon $rss"
-			read -r -t 0.1 -u 9 _
-		done
-	) >"$WORK/$1.mem" 2>/dev/null &
-	SAMPLER_PID=$!
-}
-sampler_stop() {
-	kill "$SAMPLER_PID" 2>/dev/null
-	wait "$SAMPLER_PID" 2>/dev/null
-	SAMPLER_PID=""
-	MAX_ANON=$(awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { print m }' "$WORK/$1.mem")
-	MAX_RSS=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$WORK/$1.mem")
-}
-
 # pct FILE Q: the Q-quantile (0..1) of the sorted numbers in FILE; max for 1.
 pct() {
 	awk -v q="$2" '{ v[NR] = $1 } END {

@@ -83,24 +83,7 @@ load() {
 	IDLE_BEFORE_ANON=$(mem_kb "$GW_PID" RssAnon)
 	IDLE_BEFORE_RSS=$(mem_kb "$GW_PID" VmRSS)
 
-	# The sampler uses shell builtins only: a fork per sample would take CPU from the run on
-	# this 2-core machine (read -t on a FIFO nobody writes is the sleep).
-	[ -p "$WORK/never" ] || mkfifo "$WORK/never"
-	(
-		exec 9<>"$WORK/never"
-		while kill -0 "$GW_PID" 2>/dev/null; do
-			anon=0 rss=0
-			while read -r key value _; do
-				case $key in
-				RssAnon:) anon=$value ;;
-				VmRSS:) rss=$value ;;
-				esac
-			done <"/proc/$GW_PID/status"
-			echo "$anon $rss"
-			read -r -t 0.1 -u 9 _
-		done
-	) >"$WORK/$name.mem.samples" 2>/dev/null &
-	SAMPLER_PID=$!
+	sampler_start "$name"
 
 	CPU0_MACHINE=$(machine_ticks)
 	CPU0_GW=$(proc_ticks "$GW_PID")
@@ -116,9 +99,7 @@ load() {
 	times >"$WORK/times1"
 	CPU1_CHILDREN=$(children_ticks "$WORK/times1")
 
-	kill "$SAMPLER_PID" 2>/dev/null
-	wait "$SAMPLER_PID" 2>/dev/null
-	SAMPLER_PID=""
+	sampler_stop "$name"
 	# Idle means nothing left to do: the accepted events' turns (echo) run on after wrk has
 	# stopped; once they are done, the store worker trims its caches after a quiet second.
 	for _ in $(seq 1 1200); do
@@ -130,8 +111,8 @@ load() {
 	sleep 2
 	IDLE_AFTER_ANON=$(mem_kb "$GW_PID" RssAnon)
 	IDLE_AFTER_RSS=$(mem_kb "$GW_PID" VmRSS)
-	LOAD_ANON=$(awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { print m }' "$WORK/$name.mem.samples")
-	LOAD_RSS=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$WORK/$name.mem.samples")
+	LOAD_ANON=$MAX_ANON
+	LOAD_RSS=$MAX_RSS
 
 	"$CRAB" admin status '{"rows":true}' >"$WORK/$name.status.json" || fail "status failed"
 	STORED=$(jq -r .store.rows.inbox "$WORK/$name.status.json")
