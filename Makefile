@@ -58,6 +58,7 @@ CORE_SRC := \
 	core/turns.c \
 	core/turn_run.c \
 	core/http_server.c \
+	core/ws_frame.c \
 	core/ws.c \
 	core/ws_client.c \
 	core/http_client.c \

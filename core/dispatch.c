@@ -116,18 +116,12 @@ static struct sub *sub_find(struct crab_dispatch *d, const char *peer_id)
 static json_t *narrowed(json_t *list, char **only, size_t nonly)
 {
 	json_t *out;
-	size_t i;
-	json_t *v;
 
 	if (only == NULL)
 		return json_incref(list);
 	out = json_array();
 	for (size_t k = 0; k < nonly; k++) {
-		int in = list == NULL;
-		json_array_foreach(list, i, v) {
-			in |= json_is_string(v) && strcmp(json_string_value(v), only[k]) == 0;
-		}
-		if (in)
+		if (list == NULL || crab_json_list_has(list, only[k]))
 			json_array_append_new(out, json_string(only[k]));
 	}
 	return out;
@@ -197,18 +191,6 @@ struct fanout_job {
 	int more;
 };
 
-static int has(json_t *list, const char *s)
-{
-	size_t i;
-	json_t *v;
-
-	json_array_foreach(list, i, v) {
-		if (json_is_string(v) && s != NULL && strcmp(json_string_value(v), s) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 /* The walk keeps the rows it selects here, then inserts them: no statement runs inside
  * another's row callback. */
 struct fan_pick {
@@ -219,8 +201,8 @@ struct fan_pick {
 
 struct fan_walk {
 	struct fanout_job *j;
-	struct fan_pick *picks;
-	size_t n;
+	struct fan_pick *picks; /* grown as rows are picked: most walks pick a few */
+	size_t n, cap;
 };
 
 static int fan_collect(const struct crab_store_outbox *o, int64_t pos, void *arg)
@@ -231,9 +213,13 @@ static int fan_collect(const struct crab_store_outbox *o, int64_t pos, void *arg
 	w->j->last = pos;
 	w->j->seen++;
 	/* Gateway-wide events (no tenant) go only to subscribers of every tenant. */
-	if (!has(f->types, o->type) ||
-	    (f->tenants != NULL && (o->tenant_id == NULL || !has(f->tenants, o->tenant_id))))
+	if (!crab_json_list_has(f->types, o->type) || (f->tenants != NULL &&
+		(o->tenant_id == NULL || !crab_json_list_has(f->tenants, o->tenant_id))))
 		return 0;
+	if (w->n == w->cap) {
+		w->cap = w->cap ? 2 * w->cap : 64;
+		w->picks = xrealloc(w->picks, w->cap * sizeof(*w->picks));
+	}
 	crab_strlcpy(w->picks[w->n].event_id, o->id, sizeof(w->picks[0].event_id));
 	crab_strlcpy(w->picks[w->n].session_key, o->session_id ? o->session_id : "",
 	    sizeof(w->picks[0].session_key));
@@ -245,7 +231,7 @@ static int fan_collect(const struct crab_store_outbox *o, int64_t pos, void *arg
 static int fanout_run(struct crab_store *st, struct crab_store_job *job)
 {
 	struct fanout_job *j = (struct fanout_job *)job;
-	struct fan_walk w = {j, xcalloc(FANOUT_BATCH, sizeof(struct fan_pick)), 0};
+	struct fan_walk w = {j, NULL, 0, 0};
 	int64_t now = crab_clock_now_ms(), cursor;
 	int rc = 0;
 
@@ -263,7 +249,8 @@ static int fanout_run(struct crab_store *st, struct crab_store_job *job)
 		w.n = 0;
 		j->last = cursor;
 		j->seen = 0;
-		if (crab_store_outbox_after(st, cursor, FANOUT_BATCH, fan_collect, &w) != 0) {
+		/* Deliveries name their event: its payload is read when it is sent. */
+		if (crab_store_outbox_after(st, cursor, FANOUT_BATCH, 0, fan_collect, &w) != 0) {
 			rc = -1;
 			break;
 		}

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <event2/thread.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
@@ -187,10 +186,9 @@ static int make_private_dir(const char *dir, char *err, size_t errlen)
 /* The PostgreSQL DSN from the environment or a file, never from the YAML itself. */
 static char *read_dsn(const struct crab_config *cfg, char *err, size_t errlen)
 {
-	char buf[DSN_FILE_MAX + 1];
-	char *path;
-	ssize_t n;
-	int fd;
+	char why[512];
+	char *path, *dsn;
+	size_t n;
 
 	if (cfg->store.dsn_env != NULL) {
 		const char *v = getenv(cfg->store.dsn_env);
@@ -202,21 +200,14 @@ static char *read_dsn(const struct crab_config *cfg, char *err, size_t errlen)
 		return xstrdup(v);
 	}
 	path = crab_config_resolve(cfg, cfg->store.dsn_file);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf));
-	if (fd >= 0)
-		close(fd);
-	if (n < 0 || n > DSN_FILE_MAX) {
-		snprintf(err, errlen, "cannot read store.dsn_file '%s': %s", path,
-		    n < 0 ? strerror(errno) : "larger than 4 KiB");
-		free(path);
-		return NULL;
-	}
+	dsn = crab_file_read(path, DSN_FILE_MAX, &n, why, sizeof(why));
+	if (dsn == NULL)
+		snprintf(err, errlen, "cannot read store.dsn_file (%s)", why);
 	free(path);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-		n--;
-	buf[n] = '\0';
-	return xstrdup(buf);
+	while (dsn != NULL && n > 0 && (dsn[n - 1] == '\n' || dsn[n - 1] == '\r' ||
+					   dsn[n - 1] == ' '))
+		dsn[--n] = '\0';
+	return dsn;
 }
 
 static struct crab_store *open_store(const struct crab_config *cfg, char *err, size_t errlen)

@@ -110,19 +110,10 @@ static const char *conn_session(struct conn *c)
 
 static int wants(struct conn *c, const char *session_id, const char *type)
 {
-	size_t i;
-	json_t *t;
-
 	if (!c->subscribed || c->ws == NULL || session_id == NULL ||
 	    strcmp(conn_session(c), session_id) != 0)
 		return 0;
-	if (c->types == NULL)
-		return 1;
-	json_array_foreach(c->types, i, t) {
-		if (strcmp(json_string_value(t), type) == 0)
-			return 1;
-	}
-	return 0;
+	return c->types == NULL || crab_json_list_has(c->types, type);
 }
 
 static void unacked_free(void *v)
@@ -289,7 +280,7 @@ static int tail_run(struct crab_store *st, struct crab_store_job *job)
 	if (j->pos < 0) /* the first subscriber: from now on */
 		return crab_store_outbox_last(st, &j->last);
 	j->last = j->pos;
-	return crab_store_outbox_after(st, j->pos, TAIL_BATCH, tail_row, j);
+	return crab_store_outbox_after(st, j->pos, TAIL_BATCH, 1, tail_row, j);
 }
 
 static void start_tail(struct crab_live *l);

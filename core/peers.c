@@ -40,7 +40,7 @@ int crab_peer_type_parse(const char *s, enum crab_peer_type *out)
 	return -1;
 }
 
-static int list_has(json_t *list, const char *s)
+int crab_json_list_has(json_t *list, const char *s)
 {
 	size_t i;
 	json_t *v;
@@ -74,7 +74,7 @@ struct crab_peer *crab_peer_from_row(const struct crab_store_peer *row)
 	}
 	p->component_id = xstrdup(row->component_id ? row->component_id : "");
 	p->endpoint = row->endpoint ? xstrdup(row->endpoint) : NULL;
-	p->produce_internal = list_has(json_object_get(p->offers, "produces"), "cron.job.fired");
+	p->produce_internal = crab_json_list_has(json_object_get(p->offers, "produces"), "cron.job.fired");
 	p->paired_at = row->paired_at;
 	p->health = "unchecked";
 	p->rate.tokens = -1;
@@ -201,7 +201,7 @@ struct crab_peer *crab_peer_table_by_fingerprint(struct crab_peer_table *t, cons
 
 static int serves_tenant(const struct crab_peer *p, const char *tenant)
 {
-	return p->tenants == NULL || tenant == NULL || list_has(p->tenants, tenant);
+	return p->tenants == NULL || tenant == NULL || crab_json_list_has(p->tenants, tenant);
 }
 
 int crab_peer_may_produce(struct crab_peer_table *t, const char *fp, const char *type,
@@ -216,7 +216,7 @@ int crab_peer_may_produce(struct crab_peer_table *t, const char *fp, const char 
 		named = named ? named : p;
 		if (p->type == CRAB_PEER_OPERATOR)
 			return 1;
-		if (!list_has(json_object_get(p->offers, "produces"), type))
+		if (!crab_json_list_has(json_object_get(p->offers, "produces"), type))
 			continue;
 		offered = 1;
 		if (serves_tenant(p, tenant))

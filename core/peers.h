@@ -34,6 +34,9 @@ struct crab_peer {
 	struct crab_peer *next;
 };
 
+/* Whether a JSON list of strings (offers, grants, subscriptions; NULL: none) has s. */
+int crab_json_list_has(json_t *list, const char *s);
+
 const char *crab_peer_type_name(enum crab_peer_type t);
 /* "operator", "tool", "subscriber" (and "cli" for operator, the CLI's word); 0 or -1. */
 int crab_peer_type_parse(const char *s, enum crab_peer_type *out);

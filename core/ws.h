@@ -117,6 +117,9 @@ struct crab_ws_event {
 	const char *reason;   /* CLOSE: its reason, NUL-terminated, "" without one */
 };
 
+/* Whether a close code may be sent in a close frame (RFC 6455 §7.4): 1 or 0. */
+int crab_ws_close_code_sendable(int code);
+
 void crab_ws_parser_init(struct crab_ws_parser *p, int server, size_t max_message);
 void crab_ws_parser_release(struct crab_ws_parser *p);
 /* Consumes bytes of buf (n, any split) up to the end of the next message or control

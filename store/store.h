@@ -252,9 +252,11 @@ int crab_store_outbox_insert(struct crab_store *st, const struct crab_store_outb
 
 /* Delivery to subscribers (PROTOCOLS.md §4). Every outbox row has a position that only
  * grows. A subscriber reads the outbox from its cursor: the rows after position after,
- * in order, at most limit; cb(o, pos, arg) non-zero stops. */
+ * in order, at most limit, their payloads only when asked (NULL otherwise); cb(o, pos,
+ * arg) non-zero stops. */
 int crab_store_outbox_after(struct crab_store *st, int64_t after, int64_t limit,
-    int (*cb)(const struct crab_store_outbox *o, int64_t pos, void *arg), void *arg);
+    int with_payload, int (*cb)(const struct crab_store_outbox *o, int64_t pos, void *arg),
+    void *arg);
 /* The last position written (0 for an empty outbox). */
 int crab_store_outbox_last(struct crab_store *st, int64_t *pos);
 /* A subscriber's cursor: the last position it has taken. 1 found, 0 none, -1 error. */

@@ -26,15 +26,20 @@ static int outbox_row(void *ud, int ncol, const char *const *v)
 }
 
 int crab_store_outbox_after(struct crab_store *st, int64_t after, int64_t limit,
-    int (*cb)(const struct crab_store_outbox *o, int64_t pos, void *arg), void *arg)
+    int with_payload, int (*cb)(const struct crab_store_outbox *o, int64_t pos, void *arg),
+    void *arg)
 {
 	static const char sql[] =
 		"SELECT id, tenant_id, session_id, seq, type, idempotency_key, payload,"
 		" created_at, pos FROM event_outbox WHERE pos > $1 ORDER BY pos LIMIT $2";
+	static const char sql_no_payload[] =
+		"SELECT id, tenant_id, session_id, seq, type, idempotency_key, NULL,"
+		" created_at, pos FROM event_outbox WHERE pos > $1 ORDER BY pos LIMIT $2";
 	const struct crab_db_param p[] = {CRAB_DB_I(after), CRAB_DB_I(limit)};
 	struct outbox_walk w = {cb, arg};
 
-	return exec(st, "outbox_after", sql, 2, p, outbox_row, &w, NULL);
+	return exec(st, "outbox_after", with_payload ? sql : sql_no_payload, 2, p, outbox_row,
+	    &w, NULL);
 }
 
 int crab_store_outbox_last(struct crab_store *st, int64_t *pos)
@@ -98,7 +103,7 @@ int crab_store_delivery_insert(struct crab_store *st, const struct crab_store_de
 struct heads_walk {
 	int (*cb)(const struct crab_store_delivery_due *d, void *arg);
 	void *arg;
-	int64_t now, next, limit, taken; /* now and next: unused since the query filters */
+	int64_t taken;
 };
 
 static int head_row(void *ud, int ncol, const char *const *v)
@@ -108,15 +113,13 @@ static int head_row(void *ud, int ncol, const char *const *v)
 		.id = v[0], .event_id = v[1], .session_key = v[2], .idempotency_key = v[6],
 		.payload = v[7],
 	};
-	int64_t next_at, replayed;
+	int64_t replayed;
 
 	(void)ncol;
 	int_col(&d.seq, v[3]);
 	int_col(&d.attempts, v[4]);
-	int_col(&next_at, v[5]);
 	int_col(&replayed, v[8]);
 	d.replayed = replayed != 0;
-	(void)next_at; /* the query took only due ones */
 	w->taken++;
 	return w->cb(&d, w->arg);
 }
@@ -148,7 +151,7 @@ int crab_store_delivery_heads(struct crab_store *st, const char *subscriber, int
 		" WHERE d.next_at > $2";
 	const struct crab_db_param p[] = {CRAB_DB_T(subscriber), CRAB_DB_I(now_ms),
 		CRAB_DB_I(limit)};
-	struct heads_walk w = {cb, arg, now_ms, 0, limit, 0};
+	struct heads_walk w = {cb, arg, 0};
 
 	*next_ms = 0;
 	if (exec(st, "delivery_heads", sql, 3, p, head_row, &w, NULL) == -1)
