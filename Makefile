@@ -71,6 +71,8 @@ CORE_SRC := \
 	core/pair_responder.c \
 	core/peer_check.c \
 	core/dispatch.c \
+	core/dispatch_fanout.c \
+	core/dispatch_fast.c \
 	core/live.c \
 	core/ingress.c \
 	core/admin.c \
@@ -126,7 +128,8 @@ UNIT_TESTS := \
 	t/unit/test_openai_sse \
 	t/unit/test_router \
 	t/unit/test_identity \
-	t/unit/test_peers
+	t/unit/test_peers \
+	t/unit/test_dispatch_fast
 
 HELPERS := \
 	t/helpers/postload \

@@ -151,6 +151,8 @@ static int delivery_lag(struct crab_store *st, json_t *delivery)
 		if (crab_store_delivery_pending(st,
 			json_string_value(json_object_get(sub, "peer_id")), &n) != 0)
 			return -1;
+		/* Rows, and what the memory path holds. */
+		n += json_integer_value(json_object_get(sub, "queued"));
 		json_object_set_new(sub, "pending", json_integer(n));
 	}
 	return 0;

@@ -1,8 +1,9 @@
-/* dispatch.c: see dispatch.h. Three kinds of store job: fan-out (outbox rows to
- * pending deliveries, for every subscriber), heads (what one subscriber may be sent
- * now) and outcome (one attempt's result). All are lazy: a commit a power loss undoes
- * is done again after the restart, and a delivery is at least once anyway. */
-#include "dispatch.h"
+/* dispatch.c: see dispatch.h. Subscribers, sending and outcomes; the fan-out is in
+ * dispatch_fanout.c, the memory path's queue in dispatch_fast.c. Store jobs here: heads
+ * (the due rows of one subscriber), outcome (one attempt's result on a row) and spill
+ * (the memory queue into rows, at a failed attempt). All are lazy: a commit a power
+ * loss undoes is done again after the restart, and a delivery is at least once anyway. */
+#include "dispatch_int.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -21,41 +22,14 @@
 #include "strmap.h"
 #include "util.h"
 
-#define FANOUT_BATCH 2000   /* outbox rows per subscriber per fan-out job */
 #define MAX_INFLIGHT 32     /* deliveries on the wire per subscriber */
 #define SEND_TIMEOUT_MS 10000
 #define POLL_MS 1000        /* retries come due on the crab clock: looked at this often */
 #define ERROR_MAX 200
 
-struct sub {
-	struct sub *next;
-	struct crab_dispatch *d;
-	char peer_id[CRAB_ID_MAX];
-	char fp[CRAB_FP_HEX];
-	char *endpoint;
-	json_t *types, *tenants;
-	struct crab_http_client *http; /* this subscriber's connections only */
-	struct crab_strmap *sending;   /* delivery id -> struct send */
-	int inflight;
-	int heads_busy, heads_again;
-	int64_t next_ms;               /* the earliest retry not yet due, 0: none */
-	int gone;                      /* no longer a live subscriber */
-	int fresh;                     /* new: its pending deliveries not looked at yet */
-	void *ws;                      /* its own WebSocket, while attached */
-	int (*ws_send)(void *conn, const char *text, size_t len);
-};
-
-struct crab_dispatch {
-	struct crab_gateway *gw;
-	struct sub *subs;
-	struct event *kick_ev, *poll_ev;
-	uint64_t outbox_seen;
-	int fanout_busy, fanout_again, peers_dirty;
-	uint64_t delivered, retried, dead_lettered;
-};
-
 struct send {
 	struct sub *s;
+	struct crab_fast_delivery *fast; /* from the memory queue; NULL: a row */
 	char id[CRAB_ID_MAX];
 	int64_t attempts;    /* before this one */
 	int64_t retry_after; /* seconds, from a 429 or 503 answer */
@@ -96,13 +70,14 @@ static void sub_free(struct sub *s)
 		send_free(x);
 	}
 	crab_strmap_free(s->sending, NULL);
+	crab_fastq_free(s->fq);
 	free(s->endpoint);
 	json_decref(s->types);
 	json_decref(s->tenants);
 	free(s);
 }
 
-static struct sub *sub_find(struct crab_dispatch *d, const char *peer_id)
+struct sub *crab_dispatch_sub_find(struct crab_dispatch *d, const char *peer_id)
 {
 	for (struct sub *s = d->subs; s != NULL; s = s->next) {
 		if (strcmp(s->peer_id, peer_id) == 0)
@@ -130,7 +105,7 @@ static json_t *narrowed(json_t *list, char **only, size_t nonly)
 /* Subscribers are the live subscriber peers with an endpoint: their set is read again
  * from the peer index when it changed. A subscriber that went is freed once nothing of
  * it is in flight. */
-static void refresh_subs(struct crab_dispatch *d)
+void crab_dispatch_refresh_subs(struct crab_dispatch *d)
 {
 	struct sub **pp;
 
@@ -143,13 +118,14 @@ static void refresh_subs(struct crab_dispatch *d)
 		if (p->type != CRAB_PEER_SUBSCRIBER || p->endpoint == NULL)
 			continue;
 		filter = crab_config_subscriber_find(d->gw->cfg, p->component_id);
-		if ((s = sub_find(d, p->id)) == NULL) {
+		if ((s = crab_dispatch_sub_find(d, p->id)) == NULL) {
 			s = xcalloc(1, sizeof(*s));
 			s->d = d;
 			crab_strlcpy(s->peer_id, p->id, sizeof(s->peer_id));
 			crab_strlcpy(s->fp, p->fingerprint, sizeof(s->fp));
 			s->endpoint = xstrdup(p->endpoint);
 			s->sending = crab_strmap_new();
+			s->fq = crab_fastq_new();
 			s->next = d->subs;
 			d->subs = s;
 			s->fresh = 1; /* what was pending before (a restart) goes at once */
@@ -174,181 +150,10 @@ static void refresh_subs(struct crab_dispatch *d)
 	d->peers_dirty = 0;
 }
 
-/* ---- fan-out ---- */
-
-struct fan_sub {
-	char peer_id[CRAB_ID_MAX];
-	json_t *types, *tenants;
-	int64_t made; /* deliveries made for it by this job */
-};
-
-struct fanout_job {
-	struct crab_store_job job;
-	struct crab_dispatch *d;
-	struct fan_sub *subs;
-	size_t nsubs, cur;
-	int64_t last, made, seen;
-	int more;
-};
-
-/* The walk keeps the rows it selects here, then inserts them: no statement runs inside
- * another's row callback. */
-struct fan_pick {
-	char event_id[CRAB_STORE_ID_MAX];
-	char session_key[CRAB_STORE_ID_MAX];
-	int64_t seq;
-};
-
-struct fan_walk {
-	struct fanout_job *j;
-	struct fan_pick *picks; /* grown as rows are picked: most walks pick a few */
-	size_t n, cap;
-};
-
-static int fan_collect(const struct crab_store_outbox *o, int64_t pos, void *arg)
-{
-	struct fan_walk *w = arg;
-	const struct fan_sub *f = &w->j->subs[w->j->cur];
-
-	w->j->last = pos;
-	w->j->seen++;
-	/* Gateway-wide events (no tenant) go only to subscribers of every tenant. */
-	if (!crab_json_list_has(f->types, o->type) || (f->tenants != NULL &&
-		(o->tenant_id == NULL || !crab_json_list_has(f->tenants, o->tenant_id))))
-		return 0;
-	if (w->n == w->cap) {
-		w->cap = w->cap ? 2 * w->cap : 64;
-		w->picks = xrealloc(w->picks, w->cap * sizeof(*w->picks));
-	}
-	crab_strlcpy(w->picks[w->n].event_id, o->id, sizeof(w->picks[0].event_id));
-	crab_strlcpy(w->picks[w->n].session_key, o->session_id ? o->session_id : "",
-	    sizeof(w->picks[0].session_key));
-	w->picks[w->n].seq = o->seq;
-	w->n++;
-	return 0;
-}
-
-static int fanout_run(struct crab_store *st, struct crab_store_job *job)
-{
-	struct fanout_job *j = (struct fanout_job *)job;
-	struct fan_walk w = {j, NULL, 0, 0};
-	int64_t now = crab_clock_now_ms(), cursor;
-	int rc = 0;
-
-	j->more = 0;
-	j->made = 0;
-	for (j->cur = 0; j->cur < j->nsubs && rc == 0; j->cur++) {
-		const char *sub = j->subs[j->cur].peer_id;
-		int found = crab_store_cursor_get(st, sub, &cursor);
-
-		if (found < 0 || (found == 0 && (crab_store_outbox_last(st, &cursor) != 0 ||
-			crab_store_cursor_set(st, sub, cursor) != 0))) {
-			rc = -1; /* a new subscriber starts from now */
-			break;
-		}
-		w.n = 0;
-		j->last = cursor;
-		j->seen = 0;
-		/* Deliveries name their event: its payload is read when it is sent. */
-		if (crab_store_outbox_after(st, cursor, FANOUT_BATCH, 0, fan_collect, &w) != 0) {
-			rc = -1;
-			break;
-		}
-		for (size_t i = 0; i < w.n && rc == 0; i++) {
-			char id[CRAB_ID_MAX];
-			crab_id_new("dlv", id);
-			rc = crab_store_delivery_insert(st, &(struct crab_store_delivery){
-				.id = id, .event_id = w.picks[i].event_id, .subscriber = sub,
-				.session_key = w.picks[i].session_key, .seq = w.picks[i].seq,
-				.created_at = now,
-			});
-		}
-		j->made += (int64_t)w.n;
-		j->subs[j->cur].made = (int64_t)w.n;
-		if (rc == 0 && j->last != cursor)
-			rc = crab_store_cursor_set(st, sub, j->last);
-		if (j->seen == FANOUT_BATCH)
-			j->more = 1;
-	}
-	free(w.picks);
-	return rc;
-}
-
-static void schedule_heads(struct sub *s);
-static void kick_later(struct crab_dispatch *d);
-
-static void fanout_done(struct crab_store_job *job, enum crab_job_status status)
-{
-	struct fanout_job *j = (struct fanout_job *)job;
-	struct crab_dispatch *d = j->d;
-
-	d->fanout_busy = 0;
-	if (status != CRAB_JOB_OK)
-		log_warnx("delivery: could not read the outbox; trying again");
-	if (status != CRAB_JOB_OK || j->more)
-		d->fanout_again = 1;
-	/* Only a subscriber that got new deliveries has anything new to send. */
-	for (size_t i = 0; i < j->nsubs; i++) {
-		struct sub *s = j->subs[i].made > 0 ? sub_find(d, j->subs[i].peer_id) : NULL;
-		if (s != NULL)
-			schedule_heads(s);
-	}
-	for (struct sub *s = d->subs; s != NULL; s = s->next) {
-		if (s->fresh) {
-			s->fresh = 0;
-			schedule_heads(s);
-		}
-	}
-	for (size_t i = 0; i < j->nsubs; i++) {
-		json_decref(j->subs[i].types);
-		json_decref(j->subs[i].tenants);
-	}
-	free(j->subs);
-	free(j);
-	if (d->fanout_again)
-		kick_later(d);
-}
-
-static void start_fanout(struct crab_dispatch *d)
-{
-	struct fanout_job *j;
-	size_t n = 0;
-
-	if (d->gw->draining)
-		return;
-	if (d->fanout_busy) {
-		d->fanout_again = 1;
-		return;
-	}
-	if (d->peers_dirty)
-		refresh_subs(d);
-	d->fanout_again = 0;
-	d->outbox_seen = crab_outbox_writes();
-	for (struct sub *s = d->subs; s != NULL; s = s->next)
-		n += !s->gone;
-	if (n == 0)
-		return;
-	j = xcalloc(1, sizeof(*j));
-	j->d = d;
-	j->subs = xcalloc(n, sizeof(*j->subs));
-	for (struct sub *s = d->subs; s != NULL; s = s->next) {
-		if (s->gone)
-			continue;
-		crab_strlcpy(j->subs[j->nsubs].peer_id, s->peer_id, sizeof(j->subs[0].peer_id));
-		j->subs[j->nsubs].types = json_deep_copy(s->types); /* the worker's own */
-		j->subs[j->nsubs].tenants = s->tenants ? json_deep_copy(s->tenants) : NULL;
-		j->nsubs++;
-	}
-	j->job.run = fanout_run;
-	j->job.done = fanout_done;
-	j->job.lazy = 1;
-	d->fanout_busy = 1;
-	crab_storeq_submit(d->gw->storeq, &j->job);
-}
-
 /* ---- sending ---- */
 
-static void send_one(struct sub *s, const struct crab_store_delivery_due *due);
+static int send_one(struct sub *s, const struct crab_store_delivery_due *due,
+    struct crab_fast_delivery *fast);
 
 struct head {
 	struct crab_store_delivery_due due; /* strings below, owned */
@@ -396,10 +201,13 @@ static void heads_done(struct crab_store_job *job, enum crab_job_status status)
 	s->heads_busy = 0;
 	if (status == CRAB_JOB_OK) {
 		s->next_ms = j->next_ms;
+		/* Rows all gone: a fan-out takes the subscriber back to the memory path. */
+		if (!s->fast && j->n == 0 && j->next_ms == 0)
+			crab_dispatch_kick_later(s->d);
 		for (size_t i = 0; i < j->n; i++) {
 			if (!s->gone && crab_strmap_get(s->sending, j->heads[i].id) == NULL &&
 			    s->inflight < MAX_INFLIGHT)
-				send_one(s, &j->heads[i].due);
+				send_one(s, &j->heads[i].due, NULL);
 		}
 	}
 	for (size_t i = 0; i < j->n; i++) {
@@ -413,11 +221,11 @@ static void heads_done(struct crab_store_job *job, enum crab_job_status status)
 	free(j);
 	if (s->heads_again) {
 		s->heads_again = 0;
-		schedule_heads(s);
+		crab_dispatch_schedule_heads(s);
 	}
 }
 
-static void schedule_heads(struct sub *s)
+void crab_dispatch_schedule_heads(struct sub *s)
 {
 	struct heads_job *j;
 
@@ -470,28 +278,139 @@ static int outcome_run(struct crab_store *st, struct crab_store_job *job)
 	return -1;
 }
 
-static void outcome_done(struct crab_store_job *job, enum crab_job_status status)
+/* An attempt is over and its result stored (or, on the memory path, needs no storing):
+ * its send goes, and the subscriber may send more. */
+static void finished(struct sub *s, const char *id, enum outcome what)
 {
-	struct outcome_job *j = (struct outcome_job *)job;
-	struct sub *s = j->s;
 	struct crab_dispatch *d = s->d;
 
-	(void)status; /* a result not stored is found again: the delivery is still pending */
-	send_free(crab_strmap_del(s->sending, j->id));
+	send_free(crab_strmap_del(s->sending, id));
 	s->inflight--;
-	if (j->what == DELIVERED)
+	if (what == DELIVERED)
 		d->delivered++;
-	else if (j->what == RETRY)
+	else if (what == RETRY)
 		d->retried++;
 	else
 		d->dead_lettered++;
-	free(j);
 	if (s->gone && s->inflight == 0)
 		d->peers_dirty = 1;
+	crab_dispatch_pump(s);
 	/* The heads are looked up again once half the window is free, not per outcome:
 	 * a query per delivery was what the store worker spent its time on. */
 	if (s->inflight <= MAX_INFLIGHT / 2)
-		schedule_heads(s);
+		crab_dispatch_schedule_heads(s);
+}
+
+static void outcome_done(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct outcome_job *j = (struct outcome_job *)job;
+
+	(void)status; /* a result not stored is found again: the delivery is still pending */
+	finished(j->s, j->id, j->what);
+	free(j);
+}
+
+/* ---- the memory path ---- */
+
+void crab_dispatch_pump(struct sub *s)
+{
+	struct crab_fast_delivery *m;
+
+	while (!s->gone && !s->d->gw->draining && s->inflight < MAX_INFLIGHT &&
+	    (m = crab_fastq_next(s->fq)) != NULL) {
+		if (send_one(s, &m->due, m) != 0)
+			break;
+	}
+	if (s->behind && crab_fastq_count(s->fq) <= CRAB_FASTQ_MAX / 2) {
+		s->behind = 0; /* room again: read on */
+		crab_dispatch_kick_later(s->d);
+	}
+}
+
+/* Rows for memory deliveries, the cursor moved past them, and the failed attempt that
+ * made the subscriber leave the memory path, if any (o.id empty when not), in one
+ * transaction. If it does not commit, the cursor has not moved: the fan-out writes
+ * rows again from there. */
+struct spill_job {
+	struct outcome_job o;
+	char sub_id[CRAB_ID_MAX];
+	struct crab_fast_delivery **m;
+	size_t n;
+	int64_t pos;
+};
+
+static int spill_run(struct crab_store *st, struct crab_store_job *job)
+{
+	struct spill_job *j = (struct spill_job *)job;
+	int64_t now = crab_clock_now_ms();
+
+	for (size_t i = 0; i < j->n; i++) {
+		if (crab_store_delivery_insert(st, &(struct crab_store_delivery){
+			.id = j->m[i]->id, .event_id = j->m[i]->due.event_id, .subscriber = j->sub_id,
+			.session_key = j->m[i]->due.session_key, .seq = j->m[i]->due.seq,
+			.created_at = now}) != 0)
+			return -1;
+	}
+	if (crab_store_cursor_set(st, j->sub_id, j->pos) != 0)
+		return -1;
+	return j->o.id[0] != '\0' ? outcome_run(st, &j->o.job) : 0;
+}
+
+static void spill_done(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct spill_job *j = (struct spill_job *)job;
+
+	(void)status;
+	for (size_t i = 0; i < j->n; i++)
+		free(j->m[i]);
+	free(j->m);
+	if (j->o.id[0] != '\0')
+		finished(j->o.s, j->o.id, j->o.what);
+	crab_dispatch_schedule_heads(j->o.s);
+	free(j);
+}
+
+static void submit_spill(struct sub *s, struct spill_job *j)
+{
+	j->o.s = s;
+	crab_strlcpy(j->sub_id, s->peer_id, sizeof(j->sub_id));
+	j->o.job.run = spill_run;
+	j->o.job.done = spill_done;
+	j->o.job.lazy = 1;
+	crab_storeq_submit(s->d->gw->storeq, &j->o.job);
+}
+
+void crab_dispatch_spill(struct sub *s, struct crab_fast_delivery **m, size_t n, int64_t pos)
+{
+	struct spill_job *j = xcalloc(1, sizeof(*j));
+
+	j->m = m;
+	j->n = n;
+	j->pos = pos;
+	submit_spill(s, j);
+}
+
+static void send_to_row(void *value, void *arg)
+{
+	(void)arg;
+	((struct send *)value)->fast = NULL;
+}
+
+/* A memory delivery's attempt failed (outcome o, taken): everything the queue holds
+ * becomes a row, the subscriber goes over to rows, and o is stored on its row. What is
+ * still on the wire finishes on its row. */
+static void leave_memory(struct sub *s, struct outcome_job *o)
+{
+	struct spill_job *j = xcalloc(1, sizeof(*j));
+
+	j->o = *o;
+	free(o);
+	crab_strmap_each(s->sending, send_to_row, NULL);
+	j->m = crab_fastq_take_all(s->fq, &j->n);
+	j->pos = s->read_pos;
+	s->fast = 0;
+	s->behind = 0;
+	submit_spill(s, j);
 }
 
 /* 2xx and 409: delivered; 408, 429, 5xx and no answer: again; other 4xx: dead now. */
@@ -572,6 +491,7 @@ static void on_sent(void *arg, int status, const char *body, size_t len, const c
 	struct sub *s = x->s;
 	struct crab_dispatch *d = s->d;
 	struct outcome_job *j;
+	enum outcome what = judge(status, error);
 	int64_t now = crab_clock_now_ms(), wait;
 
 	(void)body;
@@ -586,10 +506,15 @@ static void on_sent(void *arg, int status, const char *body, size_t len, const c
 		s->inflight--;
 		return;
 	}
+	if (what == DELIVERED && x->fast != NULL) { /* the memory path: nothing to store */
+		crab_fastq_done(s->fq, x->fast);
+		finished(s, x->id, DELIVERED);
+		return;
+	}
 	j = xcalloc(1, sizeof(*j));
 	j->s = s;
 	crab_strlcpy(j->id, x->id, sizeof(j->id));
-	j->what = judge(status, error);
+	j->what = what;
 	j->attempts = x->attempts + 1;
 	if (error != NULL)
 		snprintf(j->error, sizeof(j->error), "%.*s", ERROR_MAX,
@@ -610,13 +535,28 @@ static void on_sent(void *arg, int status, const char *body, size_t len, const c
 	if (j->what != DELIVERED)
 		log_info("delivery %s to %s: %s (attempt %lld)%s", x->id, s->peer_id, j->error,
 		    (long long)j->attempts, j->what == DEAD ? ": dead letter" : "");
+	if (x->fast != NULL) {
+		leave_memory(s, j);
+		return;
+	}
 	j->job.run = outcome_run;
 	j->job.done = outcome_done;
 	j->job.lazy = 1;
 	crab_storeq_submit(d->gw->storeq, &j->job);
 }
 
-static void send_one(struct sub *s, const struct crab_store_delivery_due *due)
+/* x did not go after all (or its WebSocket went before the ack): as if never sent. */
+static void unsent(struct sub *s, struct send *x)
+{
+	if (x->fast != NULL)
+		crab_fastq_requeue(s->fq, x->fast);
+	send_free(crab_strmap_del(s->sending, x->id));
+	s->inflight--;
+}
+
+/* 0 on the wire, -1 not (the poll tries again). */
+static int send_one(struct sub *s, const struct crab_store_delivery_due *due,
+    struct crab_fast_delivery *fast)
 {
 	struct crab_dispatch *d = s->d;
 	struct send *x = xcalloc(1, sizeof(*x));
@@ -624,16 +564,17 @@ static void send_one(struct sub *s, const struct crab_store_delivery_due *due)
 	const char *headers[3];
 
 	x->s = s;
+	x->fast = fast;
 	crab_strlcpy(x->id, due->id, sizeof(x->id));
 	x->attempts = due->attempts;
 	if (s->ws != NULL) {
 		crab_strmap_put(s->sending, x->id, x);
 		s->inflight++;
 		if (send_ws(s, x, due) != 0) {
-			send_free(crab_strmap_del(s->sending, x->id));
-			s->inflight--;
+			unsent(s, x);
+			return -1;
 		}
-		return;
+		return 0;
 	}
 	x->body = delivery_json(due, 0);
 	crab_buf_add(&b, "Idempotency-Key: ", 17);
@@ -658,11 +599,11 @@ static void send_one(struct sub *s, const struct crab_store_delivery_due *due)
 	    &(struct crab_http_handler_v1){.size = sizeof(struct crab_http_handler_v1),
 		.on_header = on_header, .on_done = on_sent},
 	    x, &x->pin);
-	if (x->call == NULL) {
-		/* Cannot even start (the client is full): the poll tries again. */
-		send_free(crab_strmap_del(s->sending, x->id));
-		s->inflight--;
+	if (x->call == NULL) { /* cannot even start (the client is full) */
+		unsent(s, x);
+		return -1;
 	}
+	return 0;
 }
 
 /* ---- a subscriber's own WebSocket ---- */
@@ -673,14 +614,15 @@ int crab_dispatch_attach(struct crab_dispatch *d, const char *fingerprint, void 
 	int n = 0;
 
 	if (d->peers_dirty)
-		refresh_subs(d);
+		crab_dispatch_refresh_subs(d);
 	for (struct sub *s = d->subs; s != NULL; s = s->next) {
 		if (s->gone || strcmp(s->fp, fingerprint) != 0)
 			continue;
 		s->ws = conn;
 		s->ws_send = send;
 		s->next_ms = 0;
-		schedule_heads(s);
+		crab_dispatch_pump(s);
+		crab_dispatch_schedule_heads(s);
 		n++;
 	}
 	return n;
@@ -697,6 +639,20 @@ void crab_dispatch_ack(struct crab_dispatch *d, void *conn, const char *delivery
 	}
 }
 
+struct ws_sends {
+	struct send **sends;
+	size_t *n;
+};
+
+static void collect_ws_sends(void *value, void *arg)
+{
+	struct send *x = value;
+	struct ws_sends *w = arg;
+
+	if (x->ack_timer != NULL)
+		w->sends[(*w->n)++] = x;
+}
+
 void crab_dispatch_detach(struct crab_dispatch *d, void *conn)
 {
 	for (struct sub *s = d->subs; s != NULL; s = s->next) {
@@ -707,22 +663,14 @@ void crab_dispatch_detach(struct crab_dispatch *d, void *conn)
 			continue;
 		s->ws = NULL;
 		/* Not acknowledged: back to pending as it was (no attempt counted), so it
-		 * goes again, first of its session. */
+		 * goes again, first of its session. A push in flight stays. */
 		waiting = xcalloc(crab_strmap_count(s->sending) + 1, sizeof(*waiting));
-		while (crab_strmap_count(s->sending) > 0) {
-			struct send *x = crab_strmap_any(s->sending);
-			crab_strmap_del(s->sending, x->id);
-			if (x->ack_timer != NULL) {
-				send_free(x);
-				s->inflight--;
-			} else {
-				waiting[n++] = x; /* a push in flight: it stays */
-			}
-		}
+		crab_strmap_each(s->sending, collect_ws_sends, &(struct ws_sends){waiting, &n});
 		for (size_t i = 0; i < n; i++)
-			crab_strmap_put(s->sending, waiting[i]->id, waiting[i]);
+			unsent(s, waiting[i]);
 		free(waiting);
-		schedule_heads(s);
+		crab_dispatch_pump(s);
+		crab_dispatch_schedule_heads(s);
 	}
 }
 
@@ -734,10 +682,10 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	start_fanout(d);
+	crab_dispatch_fanout(d);
 }
 
-static void kick_later(struct crab_dispatch *d)
+void crab_dispatch_kick_later(struct crab_dispatch *d)
 {
 	static const struct timeval now = {0, 0};
 
@@ -747,24 +695,26 @@ static void kick_later(struct crab_dispatch *d)
 
 void crab_dispatch_kick(struct crab_dispatch *d)
 {
+	/* A replay, a moved clock: what is pending may go now. */
 	for (struct sub *s = d->subs; s != NULL; s = s->next)
-		schedule_heads(s); /* a replay, a moved clock: what is pending may go now */
-	kick_later(d);
+		crab_dispatch_schedule_heads(s);
+	crab_dispatch_kick_later(d);
 }
 
 void crab_dispatch_peers_changed(struct crab_dispatch *d)
 {
 	d->peers_dirty = 1;
-	kick_later(d);
+	crab_dispatch_kick_later(d);
 }
 
 void crab_dispatch_outbox_moved(struct crab_dispatch *d)
 {
 	if (d != NULL && d->subs != NULL && crab_outbox_writes() != d->outbox_seen)
-		kick_later(d);
+		crab_dispatch_kick_later(d);
 }
 
-/* Retries come due on the crab clock, which tests move: looked at every second. */
+/* Retries come due on the crab clock, which tests move: looked at every second, as are
+ * sends that could not start and the memory path's cursors. */
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct crab_dispatch *d = arg;
@@ -772,12 +722,21 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (d->gw->draining)
+		return;
 	if (d->peers_dirty)
-		kick_later(d);
+		crab_dispatch_kick_later(d);
 	for (struct sub *s = d->subs; s != NULL; s = s->next) {
+		crab_dispatch_pump(s);
 		if (s->next_ms != 0 && s->next_ms <= now)
-			schedule_heads(s);
+			crab_dispatch_schedule_heads(s);
 	}
+	crab_dispatch_store_cursors(d);
+}
+
+void crab_dispatch_drain(struct crab_dispatch *d)
+{
+	crab_dispatch_store_cursors(d); /* what was delivered is not sent again */
 }
 
 struct crab_dispatch *crab_dispatch_new(struct crab_gateway *gw)
@@ -790,7 +749,7 @@ struct crab_dispatch *crab_dispatch_new(struct crab_gateway *gw)
 	d->kick_ev = evtimer_new(gw->base, kick_cb, d);
 	d->poll_ev = event_new(gw->base, -1, EV_PERSIST, poll_cb, d);
 	event_add(d->poll_ev, &every);
-	kick_later(d);
+	crab_dispatch_kick_later(d);
 	return d;
 }
 
@@ -815,8 +774,9 @@ json_t *crab_dispatch_status(struct crab_dispatch *d)
 
 	for (struct sub *s = d->subs; s != NULL; s = s->next) {
 		inflight += s->inflight;
-		json_array_append_new(subs, json_pack("{s:s, s:i, s:I}", "peer_id", s->peer_id,
-		    "inflight", s->inflight, "next_retry_at", (json_int_t)s->next_ms));
+		json_array_append_new(subs, json_pack("{s:s, s:i, s:I, s:I, s:b}", "peer_id",
+		    s->peer_id, "inflight", s->inflight, "next_retry_at", (json_int_t)s->next_ms,
+		    "queued", (json_int_t)crab_fastq_count(s->fq), "memory_path", s->fast));
 	}
 	return json_pack("{s:I, s:I, s:I, s:i, s:o}", "delivered", (json_int_t)d->delivered,
 	    "retried", (json_int_t)d->retried, "dead_lettered", (json_int_t)d->dead_lettered,

@@ -34,6 +34,8 @@ void crab_dispatch_peers_changed(struct crab_dispatch *d);
 void crab_dispatch_outbox_moved(struct crab_dispatch *d);
 /* Look now, not at the next poll: after clock.advance in tests, after a replay. */
 void crab_dispatch_kick(struct crab_dispatch *d);
+/* The gateway drains: the memory path's cursors are stored (one last store job). */
+void crab_dispatch_drain(struct crab_dispatch *d);
 /* {"delivered","retried","dead_lettered","inflight","subscribers":[{peer_id,...}]} */
 json_t *crab_dispatch_status(struct crab_dispatch *d);
 

@@ -134,6 +134,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	crab_live_drain(gw->live);
 	crab_admin_drain(gw->admin);
 	crab_turns_drain(gw->turns);
+	crab_dispatch_drain(gw->dispatch);
 	event_del(gw->retention_timer);
 	gw->drain_timer = event_new(gw->base, -1, EV_PERSIST, drain_check_cb, gw);
 	event_add(gw->drain_timer, &tick);

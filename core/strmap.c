@@ -137,3 +137,12 @@ void *crab_strmap_any(const struct crab_strmap *m)
 	}
 	return NULL;
 }
+
+void crab_strmap_each(const struct crab_strmap *m, void (*fn)(void *value, void *arg),
+    void *arg)
+{
+	for (size_t i = 0; i < m->nbuckets; i++) {
+		for (struct entry *e = m->buckets[i]; e != NULL; e = e->next)
+			fn(e->value, arg);
+	}
+}

@@ -18,5 +18,8 @@ void *crab_strmap_del(struct crab_strmap *m, const char *key);
 size_t crab_strmap_count(const struct crab_strmap *m);
 /* Some value of the map, or NULL when empty (for draining a map entry by entry). */
 void *crab_strmap_any(const struct crab_strmap *m);
+/* fn(value, arg) for every value, in no order; fn must not change the map. */
+void crab_strmap_each(const struct crab_strmap *m, void (*fn)(void *value, void *arg),
+    void *arg);
 
 #endif

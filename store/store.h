@@ -297,6 +297,8 @@ int crab_store_delivery_dead(struct crab_store *st, const char *delivery_id,
     const char *dead_letter_id, int64_t attempts, const char *last_error, int64_t now_ms);
 /* How many deliveries of a subscriber are pending (lag, for status). */
 int crab_store_delivery_pending(struct crab_store *st, const char *subscriber, int64_t *n);
+/* Whether a subscriber has any pending delivery: *any 1 or 0 (cheap however many). */
+int crab_store_delivery_any(struct crab_store *st, const char *subscriber, int64_t *any);
 
 /* Dead letters, newest first, of one subscriber or all (NULL). Strings borrowed. */
 struct crab_store_dead_letter {

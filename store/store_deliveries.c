@@ -213,6 +213,17 @@ int crab_store_delivery_pending(struct crab_store *st, const char *subscriber, i
 	return exec(st, "delivery_pending", sql, 1, p, crab_db_row_int, n, NULL);
 }
 
+int crab_store_delivery_any(struct crab_store *st, const char *subscriber, int64_t *any)
+{
+	static const char sql[] =
+		"SELECT COUNT(*) FROM (SELECT 1 FROM deliveries"
+		" WHERE subscriber = $1 AND state = 'pending' LIMIT 1) x";
+	const struct crab_db_param p[] = {CRAB_DB_T(subscriber)};
+
+	*any = 0;
+	return exec(st, "delivery_any", sql, 1, p, crab_db_row_int, any, NULL);
+}
+
 struct dlq_walk {
 	int (*cb)(const struct crab_store_dead_letter *d, void *arg);
 	void *arg;

@@ -56,6 +56,18 @@ sub() { # sub NAME ARGS...: a subscriber component logging what it is sent
 		--deliver-log "$TRASH/$1/deliver.log" "${@:2}"
 }
 
+# memory_path PEER_ID true|false: whether the dispatcher holds the subscriber's new
+# deliveries in memory (no rows unless an attempt fails), as admin status says.
+memory_path() {
+	"$CRAB" admin status |
+		jq -e --arg s "$1" ".delivery.subscribers[] | select(.peer_id == \$s) | .memory_path == $2" >/dev/null
+}
+
+# rows_pending N: how many delivery rows are pending.
+rows_pending() {
+	test "$(store_sql gw "SELECT COUNT(*) FROM deliveries WHERE state = 'pending'")" = "$1"
+}
+
 test_expect_success 'a gateway and a subscriber, paired' '
 	write_gateway_config gw "subscribers:" "  - component: filtered" \
 		"    types: [message.outbound, peer.paired]" &&
@@ -72,7 +84,8 @@ test_expect_success 'every event it subscribed to arrives once, with its key, in
 	wait_until 20 has_keys s1 want &&
 	test "$(keys s1 | wc -l)" = 400 && in_order s1 &&
 	jq -e --arg s "$S1" "[.[]] | length > 0" <<<"$("$CRAB" admin status | jq .delivery.subscribers)" &&
-	"$CRAB" admin status | jq -e ".delivery.delivered == 400 and .delivery.dead_lettered == 0"
+	"$CRAB" admin status | jq -e ".delivery.delivered == 400 and .delivery.dead_lettered == 0" &&
+	memory_path "$S1" true && rows_pending 0
 '
 
 test_expect_success 'the body is the outbox frame itself' '
@@ -97,6 +110,7 @@ test_expect_success CLOCK 'a subscriber down: retries with growing delays on the
 		"$CRAB" admin clock.advance "{\"ms\": $((wait > 0 ? wait + 1 : 1))}" >/dev/null || return 1
 	done &&
 	"$CRAB" status | jq -e --arg s "$S1" ".delivery.subscribers[] | select(.peer_id == \$s) | .pending >= 20" &&
+	memory_path "$S1" false && ! rows_pending 0 &&
 	cat waits &&
 	awk "{ b = 1000 * 2 ^ (\$1 - 1); if (\$2 > b || \$2 < b / 2 - 1500) { print \"attempt \" \$1 \": waited \" \$2 \" ms for a backoff of \" b; bad = 1 } }
 	     END { exit bad }" waits
@@ -108,7 +122,8 @@ test_expect_success CLOCK 'back up: everything arrives, first deliveries in seq 
 	in_order s1 &&
 	jq -r "[.key, (.body | fromjson | .event | tojson)] | @tsv" s1/deliver.log | sort -u |
 		awk -F"\t" "{ n[\$1]++ } END { for (k in n) if (n[k] > 1) { print \"two bodies for \" k; bad = 1 } exit bad }" &&
-	"$CRAB" admin status | jq -e ".delivery.retried >= 5"
+	"$CRAB" admin status | jq -e ".delivery.retried >= 5" &&
+	wait_until 10 rows_pending 0 && wait_until 10 memory_path "$S1" true
 '
 
 test_expect_success 'a permanent 4xx is a dead letter at once; crab dlq replay delivers it' '
