@@ -1,5 +1,5 @@
 # t/bench/lib.sh: what the bench scripts share: a temporary WORK directory removed at
-# exit with everything started, fail, a free port, memory and CPU readings, starting and
+# exit (kept when BENCH_KEEP is set) with everything started, fail, a free port, memory and CPU readings, starting and
 # stopping the release gateway. Source it after setting ROOT, CRAB and HELPERS.
 WORK=$(mktemp -d /tmp/crab-bench.XXXXXX)
 GW_PID=""
@@ -9,7 +9,7 @@ cleanup() {
 	[ -n "$GW_PID" ] && kill -9 "$GW_PID" 2>/dev/null
 	[ -n "${FAKE_PID:-}" ] && kill "$FAKE_PID" 2>/dev/null
 	wait 2>/dev/null
-	rm -rf "$WORK"
+	if [ -n "${BENCH_KEEP:-}" ]; then echo "bench: kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
