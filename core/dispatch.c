@@ -321,7 +321,7 @@ void crab_dispatch_pump(struct sub *s)
 		if (send_one(s, &m->due, m) != 0)
 			break;
 	}
-	if (s->behind && crab_fastq_count(s->fq) <= CRAB_FASTQ_MAX / 2) {
+	if (s->behind && crab_fastq_room(s->fq) >= CRAB_FASTQ_MAX / 2) {
 		s->behind = 0; /* room again: read on */
 		crab_dispatch_kick_later(s->d);
 	}
@@ -707,10 +707,18 @@ void crab_dispatch_peers_changed(struct crab_dispatch *d)
 	crab_dispatch_kick_later(d);
 }
 
+/* Only subscribers on rows read the outbox for each commit: those on the memory path
+ * get the rows from their durable group (crab_dispatch_published). */
 void crab_dispatch_outbox_moved(struct crab_dispatch *d)
 {
-	if (d != NULL && d->subs != NULL && crab_outbox_writes() != d->outbox_seen)
-		crab_dispatch_kick_later(d);
+	if (d == NULL || crab_outbox_writes() == d->outbox_seen)
+		return;
+	for (struct sub *s = d->subs; s != NULL; s = s->next) {
+		if (!s->gone && (!s->fast || s->gap)) {
+			crab_dispatch_kick_later(d);
+			return;
+		}
+	}
 }
 
 /* Retries come due on the crab clock, which tests move: looked at every second, as are
@@ -719,6 +727,7 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct crab_dispatch *d = arg;
 	int64_t now = crab_clock_now_ms();
+	int fast = 0;
 
 	(void)fd;
 	(void)what;
@@ -730,7 +739,9 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 		crab_dispatch_pump(s);
 		if (s->next_ms != 0 && s->next_ms <= now)
 			crab_dispatch_schedule_heads(s);
+		fast |= s->fast && !s->gone;
 	}
+	crab_outbox_collect(fast); /* rows are kept for no one else */
 	crab_dispatch_store_cursors(d);
 }
 

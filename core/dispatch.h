@@ -32,6 +32,9 @@ void crab_dispatch_free(struct crab_dispatch *d);
 void crab_dispatch_peers_changed(struct crab_dispatch *d);
 /* After each burst of store answers: new outbox rows mean a fan-out. */
 void crab_dispatch_outbox_moved(struct crab_dispatch *d);
+/* The outbox rows a durable group wrote (storeq's tap, outbox.h): taken and freed. */
+struct crab_outbox_batch;
+void crab_dispatch_published(struct crab_dispatch *d, struct crab_outbox_batch *b);
 /* Look now, not at the next poll: after clock.advance in tests, after a replay. */
 void crab_dispatch_kick(struct crab_dispatch *d);
 /* The gateway drains: the memory path's cursors are stored (one last store job). */

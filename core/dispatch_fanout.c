@@ -126,10 +126,25 @@ static void fanout_took(struct crab_dispatch *d, struct fan_sub *f)
 	if (s == NULL || s->gone) {
 		/* Its cursor has not moved past these: they come again if it does. */
 	} else if (f->fast && s->fast) {
-		for (; taken < f->n; taken++)
-			crab_fastq_add(s->fq, f->picks[taken]);
-		s->read_pos = f->last;
-		s->behind = f->seen == f->limit && f->limit < FANOUT_BATCH;
+		/* What the durable groups handed over meanwhile is there already, and took
+		 * room: what no longer fits is read again later. */
+		int64_t upto = f->last;
+		for (; taken < f->n; taken++) {
+			struct crab_fast_delivery *m = f->picks[taken];
+			if (m->pos <= s->read_pos) {
+				free(m);
+			} else if (crab_fastq_room(s->fq) == 0) {
+				upto = m->pos - 1;
+				s->behind = 1;
+				break;
+			} else {
+				crab_fastq_add(s->fq, m);
+			}
+		}
+		if (upto > s->read_pos)
+			s->read_pos = upto;
+		s->gap = 0;
+		s->behind |= f->seen == f->limit && f->limit < FANOUT_BATCH;
 		crab_dispatch_pump(s);
 	} else if (f->fast) {
 		/* An attempt failed while this was read: these go to rows as well. */
@@ -142,6 +157,7 @@ static void fanout_took(struct crab_dispatch *d, struct fan_sub *f)
 		if (f->drained) {
 			s->fast = 1;
 			s->read_pos = s->cursor_stored = f->last;
+			crab_outbox_collect(1);
 		}
 	}
 	fan_sub_free(f, taken);
@@ -208,7 +224,7 @@ void crab_dispatch_fanout(struct crab_dispatch *d)
 		f->tenants = s->tenants ? json_deep_copy(s->tenants) : NULL;
 		f->fast = s->fast;
 		f->from = s->read_pos;
-		room = CRAB_FASTQ_MAX - crab_fastq_count(s->fq);
+		room = crab_fastq_room(s->fq);
 		f->limit = room < FANOUT_BATCH ? (int64_t)room : FANOUT_BATCH;
 		j->nsubs++;
 	}
@@ -220,6 +236,46 @@ void crab_dispatch_fanout(struct crab_dispatch *d)
 	j->job.lazy = 0;
 	d->fanout_busy = 1;
 	crab_storeq_submit(d->gw->storeq, &j->job);
+}
+
+/* ---- rows handed over by their durable group ---- */
+
+/* Whether a fast subscriber takes row r (its offers, grant and YAML filter). */
+static int selects(const struct sub *s, const struct crab_store_outbox *o)
+{
+	return crab_json_list_has(s->types, o->type) && (s->tenants == NULL ||
+		(o->tenant_id != NULL && crab_json_list_has(s->tenants, o->tenant_id)));
+}
+
+void crab_dispatch_published(struct crab_dispatch *d, struct crab_outbox_batch *b)
+{
+	int read_on = 0;
+
+	for (struct sub *s = d->subs; s != NULL; s = s->next) {
+		if (!s->fast || s->gone)
+			continue;
+		for (size_t i = 0; i < b->n; i++) {
+			const struct crab_outbox_row *r = b->rows[i];
+			if (r->pos <= s->read_pos)
+				continue; /* a fan-out read it already */
+			if (r->pos != s->read_pos + 1) {
+				s->gap = 1; /* written before it took rows this way: read them */
+				break;
+			}
+			if (crab_fastq_room(s->fq) == 0) {
+				s->behind = 1; /* read on once there is room */
+				break;
+			}
+			if (selects(s, &r->o))
+				crab_fastq_add(s->fq, crab_fast_make(&r->o, r->pos));
+			s->read_pos = r->pos;
+		}
+		read_on |= s->gap;
+		crab_dispatch_pump(s);
+	}
+	crab_outbox_batch_free(b);
+	if (read_on)
+		crab_dispatch_kick_later(d);
 }
 
 /* ---- cursors of the memory path ---- */

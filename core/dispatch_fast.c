@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "strmap.h"
 #include "util.h"
 
@@ -97,6 +98,10 @@ void crab_fastq_add(struct crab_fastq *q, struct crab_fast_delivery *m)
 {
 	struct crab_fast_session *s = crab_strmap_get(q->sessions, m->due.session_key);
 
+	/* The ring would wrap onto a delivery not done: the watermark would pass it. */
+	if (crab_fastq_room(q) == 0)
+		fatalx("dispatch: the memory queue overflowed");
+
 	if (s == NULL) {
 		size_t len = strlen(m->due.session_key) + 1;
 		s = xcalloc(1, sizeof(*s) + len);
@@ -115,6 +120,11 @@ void crab_fastq_add(struct crab_fastq *q, struct crab_fast_delivery *m)
 	m->slot = q->end++;
 	q->ring[m->slot % CRAB_FASTQ_MAX] = m;
 	q->count++;
+}
+
+size_t crab_fastq_room(const struct crab_fastq *q)
+{
+	return CRAB_FASTQ_MAX - (size_t)(q->end - q->first);
 }
 
 struct crab_fast_delivery *crab_fastq_next(struct crab_fastq *q)

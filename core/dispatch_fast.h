@@ -36,10 +36,14 @@ struct crab_fast_delivery *crab_fast_make(const struct crab_store_outbox *o, int
 struct crab_fastq;
 struct crab_fastq *crab_fastq_new(void);
 void crab_fastq_free(struct crab_fastq *q);
-/* Deliveries held, sent or not: the fan-out adds at most CRAB_FASTQ_MAX - count. */
+/* Deliveries held, sent or not. */
 #define CRAB_FASTQ_MAX 1024
 size_t crab_fastq_count(const struct crab_fastq *q);
-/* Takes m, the newest (outbox positions only grow). */
+/* How many more it may take now: CRAB_FASTQ_MAX less the span from the oldest
+ * delivery held to the newest (done ones in between still take their place, so that
+ * one slow session's first holds the watermark without being overwritten). */
+size_t crab_fastq_room(const struct crab_fastq *q);
+/* Takes m, the newest (outbox positions only grow). Only when there is room. */
 void crab_fastq_add(struct crab_fastq *q, struct crab_fast_delivery *m);
 /* The oldest ready session's first delivery, now in flight; NULL: none may go. */
 struct crab_fast_delivery *crab_fastq_next(struct crab_fastq *q);

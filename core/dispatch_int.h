@@ -35,6 +35,7 @@ struct sub {
 	int64_t read_pos;              /* fast: the outbox position fq is filled up to */
 	int64_t cursor_stored;         /* fast: the cursor as last written */
 	int behind;                    /* fast: the last fan-out stopped for want of room */
+	int gap;                       /* fast: rows handed over skipped some: read them */
 };
 
 struct crab_dispatch {

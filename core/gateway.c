@@ -20,6 +20,7 @@
 #include "admin_ops.h"
 #include "clock.h"
 #include "dispatch.h"
+#include "outbox.h"
 #include "http_client.h"
 #include "identity.h"
 #include "live.h"
@@ -70,6 +71,20 @@ static void retention_job_done(struct crab_store_job *job, enum crab_job_status 
 	if (j->done != NULL)
 		j->done(j->arg, status == CRAB_JOB_OK ? j->total : -1);
 	free(j);
+}
+
+/* The outbox rows of a durable commit group: the dispatcher takes them. */
+static void published(void *ctx, void *batch)
+{
+	struct crab_gateway *gw = ctx;
+
+	crab_dispatch_published(gw->dispatch, batch);
+}
+
+static void published_discard(void *ctx, void *batch)
+{
+	(void)ctx;
+	crab_outbox_batch_free(batch);
 }
 
 void crab_gateway_retention_run(struct crab_gateway *gw,
@@ -449,6 +464,9 @@ static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *e
 	crab_turns_recover(gw->turns);
 	crab_peer_check_start(gw);
 	gw->dispatch = crab_dispatch_new(gw);
+	crab_storeq_set_tap(gw->storeq, &(struct crab_storeq_tap){.mark = crab_outbox_mark,
+		.rollback = crab_outbox_rollback, .take = crab_outbox_take,
+		.deliver = published, .discard = published_discard, .ctx = gw});
 	gw->live = crab_live_new(gw);
 	crab_storeq_after_done(gw->storeq, after_store, gw);
 	return 0;

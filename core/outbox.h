@@ -25,4 +25,25 @@ int crab_outbox_put(struct crab_store *st, const struct crab_outbox_event *ev);
  * for new ones when this has moved. */
 uint64_t crab_outbox_writes(void);
 
+/* The rows the store worker's current group writes, kept (while collecting is on) for
+ * the dispatcher, which gets them once the group is durable instead of reading them
+ * back (storeq.h's tap). Store worker only, but crab_outbox_collect. */
+struct crab_outbox_row {
+	int64_t pos;
+	struct crab_store_outbox o; /* strings in text[] */
+	char text[];
+};
+struct crab_outbox_batch {
+	struct crab_outbox_row **rows; /* in position order */
+	size_t n;
+};
+/* On while some subscriber takes rows this way (any thread). */
+void crab_outbox_collect(int on);
+/* Before a job: a mark to roll back to if its savepoint is. */
+size_t crab_outbox_mark(void *unused);
+void crab_outbox_rollback(void *unused, size_t mark);
+/* What the committed group wrote (NULL: nothing); the collection starts afresh. */
+void *crab_outbox_take(void *unused);
+void crab_outbox_batch_free(struct crab_outbox_batch *b);
+
 #endif

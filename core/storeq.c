@@ -35,6 +35,15 @@ struct crab_storeq {
 	int stop, worker_stopped;
 	void (*after_done)(void *arg); /* loop thread only */
 	void *after_done_arg;
+	struct crab_storeq_tap tap;     /* under lock; mark NULL: none */
+};
+
+/* A group's tap collection, on its way to the loop like a job that is not lazy. Only
+ * these jobs have no run: they were never submitted, so they are not pending. */
+struct tap_job {
+	struct crab_store_job job;
+	struct crab_storeq *q;
+	void *taken;
 };
 
 static void jobq_init(struct jobq *l)
@@ -72,9 +81,39 @@ static void jobq_append(struct jobq *l, struct crab_store_job *jobs)
 		l->tail = &(*l->tail)->next;
 }
 
-static void run_batch(struct crab_store *st, struct crab_store_job *batch)
+static void tap_delivered(struct crab_store_job *job, enum crab_job_status status)
+{
+	struct tap_job *t = (struct tap_job *)job;
+
+	(void)status;
+	t->q->tap.deliver(t->q->tap.ctx, t->taken);
+	free(t);
+}
+
+/* After run_batch: the group's collection, as one more job at the end of the batch. */
+static void tap_take(const struct crab_storeq_tap *tap, struct crab_storeq *q,
+    struct crab_store_job *batch)
+{
+	struct tap_job *t;
+	void *taken = tap->take(tap->ctx);
+
+	if (taken == NULL)
+		return;
+	t = xcalloc(1, sizeof(*t));
+	t->job.done = tap_delivered;
+	t->job.status = CRAB_JOB_OK;
+	t->q = q;
+	t->taken = taken;
+	while (batch->next != NULL)
+		batch = batch->next;
+	batch->next = &t->job;
+}
+
+static void run_batch(struct crab_store *st, struct crab_store_job *batch,
+    const struct crab_storeq_tap *tap)
 {
 	struct crab_store_job *j;
+	size_t mark = 0;
 
 	if (crab_store_begin(st) != 0) {
 		log_warnx("store: cannot begin a transaction: %s", crab_store_error(st));
@@ -87,6 +126,8 @@ static void run_batch(struct crab_store *st, struct crab_store_job *batch)
 			j->status = CRAB_JOB_UNAVAILABLE;
 			continue;
 		}
+		if (tap->mark != NULL)
+			mark = tap->mark(tap->ctx);
 		if (j->run(st, j) == 0) {
 			j->status = CRAB_JOB_OK;
 			if (crab_store_savepoint_release(st) != 0)
@@ -96,12 +137,16 @@ static void run_batch(struct crab_store *st, struct crab_store_job *batch)
 			if (crab_store_savepoint_rollback(st) != 0)
 				j->status = CRAB_JOB_UNAVAILABLE;
 		}
+		if (j->status != CRAB_JOB_OK && tap->mark != NULL)
+			tap->rollback(tap->ctx, mark);
 	}
 	if (crab_store_commit(st) != 0) {
 		log_warnx("store: commit failed: %s", crab_store_error(st));
 		crab_store_rollback(st);
 		for (j = batch; j != NULL; j = j->next)
 			j->status = CRAB_JOB_UNAVAILABLE;
+		if (tap->mark != NULL)
+			tap->rollback(tap->ctx, 0);
 	}
 }
 
@@ -143,7 +188,7 @@ static void hand_on(struct crab_storeq *q, struct crab_store_job *batch)
 	pthread_mutex_lock(&q->lock);
 	for (j = batch; j != NULL; j = next) {
 		next = j->next;
-		q->stats.jobs++;
+		q->stats.jobs += j->run != NULL;
 		if (q->sync_apart && !j->lazy) {
 			jobq_push(&q->to_sync, j);
 			to_sync = 1;
@@ -167,6 +212,7 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		struct crab_store_job *batch;
+		struct crab_storeq_tap tap;
 
 		pthread_mutex_lock(&q->lock);
 		wait_for_work(q, &worked);
@@ -177,9 +223,12 @@ static void *worker_main(void *arg)
 			return NULL;
 		}
 		batch = jobq_take(&q->todo, BATCH_MAX);
+		tap = q->tap;
 		pthread_mutex_unlock(&q->lock);
 
-		run_batch(q->store, batch);
+		run_batch(q->store, batch, &tap);
+		if (tap.mark != NULL)
+			tap_take(&tap, q, batch);
 		hand_on(q, batch);
 	}
 }
@@ -234,7 +283,8 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&q->lock);
 	for (; j != NULL; j = next) {
 		next = j->next; /* done may free or resubmit the job */
-		q->pending--;
+		if (j->run != NULL)
+			q->pending--;
 		j->done(j, j->status);
 	}
 	if (q->after_done != NULL)
@@ -291,6 +341,13 @@ void crab_storeq_submit(struct crab_storeq *q, struct crab_store_job *job)
 	pthread_mutex_unlock(&q->lock);
 }
 
+void crab_storeq_set_tap(struct crab_storeq *q, const struct crab_storeq_tap *tap)
+{
+	pthread_mutex_lock(&q->lock);
+	q->tap = *tap;
+	pthread_mutex_unlock(&q->lock);
+}
+
 size_t crab_storeq_pending(struct crab_storeq *q)
 {
 	return q->pending;
@@ -316,6 +373,14 @@ void crab_storeq_free(struct crab_storeq *q)
 		pthread_join(q->sync_thread, NULL); /* it syncs what the worker left it first */
 	if (q->pending != 0)
 		log_warnx("store worker stopped with %zu jobs unanswered", q->pending);
+	/* Collections never delivered (the loop has stopped): jobs here were answered. */
+	for (struct crab_store_job *j = jobq_take(&q->done, -1), *next; j != NULL; j = next) {
+		next = j->next;
+		if (j->run == NULL) {
+			q->tap.discard(q->tap.ctx, ((struct tap_job *)j)->taken);
+			free(j);
+		}
+	}
 	event_free(q->done_ev);
 	event_free(q->more_ev);
 	pthread_mutex_destroy(&q->lock);

@@ -50,6 +50,20 @@ void crab_storeq_submit(struct crab_storeq *q, struct crab_store_job *job);
 /* fn(arg) runs on the loop after each burst of done callbacks (the dispatcher looks
  * there for outbox rows to deliver). */
 void crab_storeq_after_done(struct crab_storeq *q, void (*fn)(void *arg), void *arg);
+/* A tap: what jobs leave for the loop besides their own results (the outbox rows a
+ * group wrote). The worker marks it before each job and rolls it back to the mark when
+ * the job's savepoint is (to 0 when the whole group is), takes it at the commit, and
+ * the loop gets it by deliver once the group is durable, groups in commit order;
+ * discard frees what shutdown leaves undelivered. */
+struct crab_storeq_tap {
+	size_t (*mark)(void *ctx);
+	void (*rollback)(void *ctx, size_t mark);
+	void *(*take)(void *ctx);             /* NULL: nothing this group */
+	void (*deliver)(void *ctx, void *taken);
+	void (*discard)(void *ctx, void *taken);
+	void *ctx;
+};
+void crab_storeq_set_tap(struct crab_storeq *q, const struct crab_storeq_tap *tap);
 /* Jobs submitted whose done callback has not run yet. */
 size_t crab_storeq_pending(struct crab_storeq *q);
 void crab_storeq_stats(struct crab_storeq *q, struct crab_storeq_stats *out);

@@ -218,6 +218,17 @@ struct crab_store_turn {
 	char *request, *response, *input, *output, *usage, *error;
 };
 void crab_store_turn_free_payloads(struct crab_store_turn *t);
+
+/* One tool call of a turn (tool_calls): arguments and result as JSON text, error the
+ * result's error object when it failed (else NULL). */
+struct crab_store_tool_call {
+	const char *id, *tenant_id, *turn_id, *tool, *arguments, *result, *error;
+	int64_t started_at, finished_at;
+};
+int crab_store_tool_call_insert(struct crab_store *st, const struct crab_store_tool_call *c);
+/* A turn's tool calls in the order they were made: cb non-zero stops. */
+int crab_store_tool_calls(struct crab_store *st, const char *turn_id,
+    int (*cb)(const struct crab_store_tool_call *c, void *arg), void *arg);
 /* Writes a running turn (no payloads) as its session's last, after the one that was,
  * and reserves one seq of the session for its turn.started: *seq. */
 int crab_store_turn_start(struct crab_store *st, const struct crab_store_turn *t,
@@ -248,7 +259,9 @@ struct crab_store_outbox {
 	const char *payload; /* the whole event frame, PROTOCOLS.md §3 */
 	int64_t created_at;
 };
-int crab_store_outbox_insert(struct crab_store *st, const struct crab_store_outbox *o);
+/* *pos (may be NULL) gets the row's outbox position. */
+int crab_store_outbox_insert(struct crab_store *st, const struct crab_store_outbox *o,
+    int64_t *pos);
 
 /* Delivery to subscribers (PROTOCOLS.md §4). Every outbox row has a position that only
  * grows. A subscriber reads the outbox from its cursor: the rows after position after,

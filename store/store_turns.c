@@ -338,15 +338,64 @@ int crab_store_turn_list(struct crab_store *st, const char *session_id, int64_t 
 	return w.bad ? fail_msg(st, "turn_list", "stored value does not fit its field") : 0;
 }
 
-int crab_store_outbox_insert(struct crab_store *st, const struct crab_store_outbox *o)
+int crab_store_outbox_insert(struct crab_store *st, const struct crab_store_outbox *o,
+    int64_t *pos)
 {
 	static const char sql[] =
 		"INSERT INTO event_outbox (id, tenant_id, session_id, seq, type, idempotency_key,"
 		" payload, created_at, pos) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-		" (SELECT COALESCE(MAX(pos), 0) + 1 FROM event_outbox))";
+		" (SELECT COALESCE(MAX(pos), 0) + 1 FROM event_outbox)) RETURNING pos";
 	const struct crab_db_param p[] = {CRAB_DB_T(o->id), CRAB_DB_T(o->tenant_id),
 		CRAB_DB_T(o->session_id), CRAB_DB_I(o->seq), CRAB_DB_T(o->type),
 		CRAB_DB_T(o->idempotency_key), CRAB_DB_T(o->payload), CRAB_DB_I(o->created_at)};
+	int64_t at = 0;
 
-	return exec(st, "outbox_insert", sql, 8, p, NULL, NULL, NULL);
+	if (exec(st, "outbox_insert", sql, 8, p, crab_db_row_int, &at, NULL) == -1)
+		return -1;
+	if (pos != NULL)
+		*pos = at;
+	return 0;
+}
+
+int crab_store_tool_call_insert(struct crab_store *st, const struct crab_store_tool_call *c)
+{
+	static const char sql[] =
+		"INSERT INTO tool_calls (id, tenant_id, turn_id, tool, arguments, result, error,"
+		" started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+		" ON CONFLICT (id) DO NOTHING";
+	const struct crab_db_param p[] = {CRAB_DB_T(c->id), CRAB_DB_T(c->tenant_id),
+		CRAB_DB_T(c->turn_id), CRAB_DB_T(c->tool), CRAB_DB_T(c->arguments),
+		CRAB_DB_T(c->result), CRAB_DB_T(c->error), CRAB_DB_I(c->started_at),
+		CRAB_DB_I(c->finished_at)};
+
+	return exec(st, "tool_call_insert", sql, 9, p, NULL, NULL, NULL);
+}
+
+struct tool_call_walk {
+	int (*cb)(const struct crab_store_tool_call *c, void *arg);
+	void *arg;
+};
+
+static int tool_call_row(void *ud, int ncol, const char *const *v)
+{
+	struct tool_call_walk *w = ud;
+	struct crab_store_tool_call c = {.id = v[0], .tenant_id = v[1], .turn_id = v[2],
+		.tool = v[3], .arguments = v[4], .result = v[5], .error = v[6]};
+
+	(void)ncol;
+	int_col(&c.started_at, v[7]);
+	int_col(&c.finished_at, v[8]);
+	return w->cb(&c, w->arg);
+}
+
+int crab_store_tool_calls(struct crab_store *st, const char *turn_id,
+    int (*cb)(const struct crab_store_tool_call *c, void *arg), void *arg)
+{
+	static const char sql[] =
+		"SELECT id, tenant_id, turn_id, tool, arguments, result, error, started_at,"
+		" finished_at FROM tool_calls WHERE turn_id = $1 ORDER BY started_at, LENGTH(id), id";
+	const struct crab_db_param p[] = {CRAB_DB_T(turn_id)};
+	struct tool_call_walk w = {cb, arg};
+
+	return exec(st, "tool_calls", sql, 1, p, tool_call_row, &w, NULL);
 }

@@ -97,10 +97,82 @@ static void test_take_all(void)
 	crab_fastq_free(q); /* frees what it holds: ASan would say */
 }
 
+/* One session's first stays in flight while the others are done: the room is what lies
+ * between it and the newest, so the ring never wraps onto it and the watermark stays
+ * below it however many come and go after it. */
+static void test_slow_first(void)
+{
+	struct crab_fastq *q = crab_fastq_new();
+	struct crab_fast_delivery *slow = make("slow", "stuck", 1, 1);
+	int64_t pos = 2;
+	int held = 1;
+
+	crab_fastq_add(q, slow);
+	CHECK(crab_fastq_next(q) == slow, "the slow one goes first");
+	while (crab_fastq_room(q) > 0) {
+		char id[16];
+		struct crab_fast_delivery *m;
+		snprintf(id, sizeof(id), "e%lld", (long long)pos);
+		crab_fastq_add(q, make(id, id, 1, pos++));
+		m = crab_fastq_next(q);
+		crab_fastq_done(q, m);
+		held &= crab_fastq_watermark(q, pos) == 0;
+	}
+	CHECK_INT(pos, CRAB_FASTQ_MAX + 1, "room for CRAB_FASTQ_MAX in all, the slow one counted");
+	CHECK_INT(crab_fastq_count(q), 1, "only the slow one is held");
+	CHECK(held, "the watermark stayed below the slow one throughout");
+	crab_fastq_done(q, slow);
+	CHECK_INT(crab_fastq_room(q), CRAB_FASTQ_MAX, "it done: all the room again");
+	CHECK_INT(crab_fastq_watermark(q, pos - 1), pos - 1, "and the watermark is what was read");
+	crab_fastq_free(q);
+}
+
+/* Random adds, sends, requeues and completions: the watermark never passes a delivery
+ * not done, and the room never goes below zero. */
+static void test_random(void)
+{
+	struct crab_fastq *q = crab_fastq_new();
+	struct crab_fast_delivery *flying[64];
+	size_t nflying = 0;
+	int64_t pos = 0, read = 0;
+	int ok = 1;
+
+	srandom(7);
+	for (int step = 0; step < 200000 && ok; step++) {
+		long r = random() % 10;
+		if (r < 4 && crab_fastq_room(q) > 0) {
+			char id[16], ses[16];
+			snprintf(id, sizeof(id), "e%lld", (long long)++pos);
+			snprintf(ses, sizeof(ses), "s%ld", random() % 50);
+			crab_fastq_add(q, make(id, ses, pos, pos));
+			read = pos;
+		} else if (r < 7 && nflying < 64) {
+			struct crab_fast_delivery *m = crab_fastq_next(q);
+			if (m != NULL)
+				flying[nflying++] = m;
+		} else if (nflying > 0) {
+			size_t k = (size_t)random() % nflying;
+			struct crab_fast_delivery *m = flying[k];
+			flying[k] = flying[--nflying];
+			if (r == 9)
+				crab_fastq_requeue(q, m);
+			else
+				crab_fastq_done(q, m);
+		}
+		for (size_t i = 0; i < nflying; i++)
+			ok &= crab_fastq_watermark(q, read) < flying[i]->pos;
+		ok &= crab_fastq_room(q) <= CRAB_FASTQ_MAX;
+	}
+	CHECK(ok, "200,000 random steps: the watermark never passed a delivery in flight");
+	crab_fastq_free(q);
+}
+
 int main(void)
 {
 	test_make();
 	test_order();
 	test_take_all();
+	test_slow_first();
+	test_random();
 	return unit_done();
 }

@@ -661,8 +661,10 @@ static void test_turns(struct crab_store *st, int64_t now)
 		const struct crab_store_outbox o = {.id = "evt_out_1", .tenant_id = "t1",
 			.session_id = s.id, .seq = 4, .type = "turn.completed",
 			.idempotency_key = "trn_turns_0:completed", .payload = "{}", .created_at = now};
-		CHECK(crab_store_outbox_insert(st, &o) == 0, name("an outbox row is stored"));
-		CHECK(crab_store_outbox_insert(st, &o) == -1, name("an outbox id is stored once"));
+		int64_t pos = 0;
+		CHECK(crab_store_outbox_insert(st, &o, &pos) == 0 && pos > 0,
+		    name("an outbox row is stored, its position told"));
+		CHECK(crab_store_outbox_insert(st, &o, NULL) == -1, name("an outbox id is stored once"));
 	}
 	CHECK(crab_store_count(st, "event_outbox", &n) == 0 && n >= 1, name("outbox counted"));
 }

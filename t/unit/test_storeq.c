@@ -1,7 +1,8 @@
 /* test_storeq.c: the store worker (core/storeq.c) on a real SQLite store and a real event
  * loop: every job answered once with its status, a group's failing job undoing only its
  * own writes, and a durable job answered only after a sync of the WAL that its commit
- * came before, while a lazy one is answered once it has committed. */
+ * came before, while a lazy one is answered once it has committed; a tap's collection
+ * reaching the loop after a sync, without what failing jobs left in it. */
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 struct tjob {
 	struct crab_store_job job;
 	struct crab_storeq *q;
+	struct tjob *first; /* jobs[0], for the index */
 	int fail;
 	int answered;
 	enum crab_job_status status;
@@ -25,6 +27,63 @@ struct tjob {
 
 static int answered;
 static struct event_base *base;
+
+/* The tap: each job leaves its index (worker side), the loop counts what it is given. */
+struct collected {
+	int *idx;
+	size_t n;
+};
+static struct collected tapped;   /* the worker's, for the group running */
+static int delivered[JOBS];
+static int delivered_unsynced;
+static struct crab_storeq *the_q;
+
+static size_t tap_mark(void *ctx)
+{
+	(void)ctx;
+	return tapped.n;
+}
+
+static void tap_rollback(void *ctx, size_t mark)
+{
+	(void)ctx;
+	tapped.n = mark;
+}
+
+static void *tap_take(void *ctx)
+{
+	struct collected *c;
+
+	(void)ctx;
+	if (tapped.n == 0)
+		return NULL;
+	c = malloc(sizeof(*c));
+	*c = tapped;
+	tapped.idx = NULL;
+	tapped.n = 0;
+	return c;
+}
+
+static void tap_free(void *ctx, void *taken)
+{
+	struct collected *c = taken;
+
+	(void)ctx;
+	free(c->idx);
+	free(c);
+}
+
+static void tap_deliver(void *ctx, void *taken)
+{
+	struct collected *c = taken;
+	struct crab_storeq_stats s;
+
+	crab_storeq_stats(the_q, &s);
+	delivered_unsynced += s.syncs == 0;
+	for (size_t i = 0; i < c->n; i++)
+		delivered[c->idx[i]]++;
+	tap_free(ctx, taken);
+}
 
 static int tjob_run(struct crab_store *st, struct crab_store_job *job)
 {
@@ -35,6 +94,8 @@ static int tjob_run(struct crab_store *st, struct crab_store_job *job)
 
 	snprintf(key, sizeof(key), "k%p", (void *)j);
 	claimed = crab_store_idem_claim(st, "t", key, "evt_x", "ses_x", 1, &first);
+	tapped.idx = realloc(tapped.idx, (tapped.n + 1) * sizeof(*tapped.idx));
+	tapped.idx[tapped.n++] = (int)(j - j->first);
 	return j->fail || claimed != 1 ? -1 : 0;
 }
 
@@ -83,8 +144,12 @@ int main(void)
 		return unit_done();
 	}
 	CHECK(crab_store_sync_apart(st) == 1, "SQLite syncs apart from its commits");
-	q = crab_storeq_new(base, st);
+	q = the_q = crab_storeq_new(base, st);
+	crab_storeq_set_tap(q, &(struct crab_storeq_tap){.mark = tap_mark,
+		.rollback = tap_rollback, .take = tap_take, .deliver = tap_deliver,
+		.discard = tap_free});
 	for (int i = 0; i < JOBS; i++) {
+		jobs[i].first = jobs;
 		jobs[i].job.run = tjob_run;
 		jobs[i].job.done = tjob_done;
 		jobs[i].job.lazy = i % 2;
@@ -112,6 +177,13 @@ int main(void)
 	CHECK(failed_ok, "a failing job is answered as failed");
 	CHECK(lazy_ok, "lazy jobs commit");
 	CHECK(durable_synced, "a durable job is answered only after a sync");
+	{
+		int tap_ok = 1;
+		for (int i = 0; i < JOBS; i++)
+			tap_ok &= delivered[i] == (jobs[i].fail ? 0 : 1);
+		CHECK(tap_ok, "the tap gives the loop what each job left, once, none of a failed job's");
+		CHECK_INT(delivered_unsynced, 0, "and only once its group is synced");
+	}
 	crab_storeq_stats(q, &s);
 	CHECK_INT(s.jobs, JOBS, "stats: every job counted");
 	CHECK(s.commits >= 1 && s.commits <= JOBS, "stats: jobs grouped into commits");
