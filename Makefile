@@ -51,6 +51,8 @@ CORE_SRC := \
 	core/strmap.c \
 	core/router.c \
 	core/jsontext.c \
+	core/jschema.c \
+	core/jsonpatch.c \
 	core/outbox.c \
 	core/hist.c \
 	core/context.c \
@@ -129,7 +131,9 @@ UNIT_TESTS := \
 	t/unit/test_router \
 	t/unit/test_identity \
 	t/unit/test_peers \
-	t/unit/test_dispatch_fast
+	t/unit/test_dispatch_fast \
+	t/unit/test_jschema \
+	t/unit/test_jsonpatch
 
 HELPERS := \
 	t/helpers/postload \
