@@ -90,6 +90,7 @@ CORE_SRC := \
 	core/cli_chat.c \
 	core/cli_status.c \
 	core/component.c \
+	core/tool_host.c \
 	core/cli_event.c \
 	core/cli_modules.c \
 	core/cli_sessions.c \
@@ -133,7 +134,8 @@ UNIT_TESTS := \
 	t/unit/test_peers \
 	t/unit/test_dispatch_fast \
 	t/unit/test_jschema \
-	t/unit/test_jsonpatch
+	t/unit/test_jsonpatch \
+	t/unit/test_tool_host
 
 HELPERS := \
 	t/helpers/postload \
