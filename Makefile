@@ -46,6 +46,13 @@ CORE_SRC := \
 	core/config_fields.c \
 	core/config_agents.c \
 	core/config_check.c \
+	core/config_view.c \
+	core/config_policy.c \
+	core/config_apply.c \
+	core/config_commit.c \
+	core/config_smoke.c \
+	core/config_reload.c \
+	core/config_tools.c \
 	core/cli_config.c \
 	core/template.c \
 	core/strmap.c \
@@ -75,6 +82,9 @@ CORE_SRC := \
 	core/dispatch.c \
 	core/dispatch_fanout.c \
 	core/dispatch_fast.c \
+	core/tools.c \
+	core/tools_call.c \
+	core/turn_tools.c \
 	core/live.c \
 	core/ingress.c \
 	core/admin.c \
@@ -82,6 +92,7 @@ CORE_SRC := \
 	core/admin_sessions.c \
 	core/admin_peers.c \
 	core/admin_dlq.c \
+	core/admin_config.c \
 	core/admin_client.c \
 	core/gateway.c \
 	core/cli_pair.c \
@@ -105,6 +116,7 @@ STORE_SRC := \
 	store/store_sessions.c \
 	store/store_peers.c \
 	store/store_deliveries.c \
+	store/store_config.c \
 	store/db_sqlite.c \
 	store/db_postgres.c
 
@@ -133,9 +145,11 @@ UNIT_TESTS := \
 	t/unit/test_identity \
 	t/unit/test_peers \
 	t/unit/test_dispatch_fast \
+	t/unit/test_tools \
+	t/unit/test_config_policy \
+	t/unit/test_tool_host \
 	t/unit/test_jschema \
-	t/unit/test_jsonpatch \
-	t/unit/test_tool_host
+	t/unit/test_jsonpatch
 
 HELPERS := \
 	t/helpers/postload \

@@ -29,7 +29,7 @@ static const struct command {
 	{"turns", crab_cli_turns_main, "turns show ID: a turn's full request and response"},
 	{"modules", crab_cli_modules_main, "list the modules the gateway has loaded"},
 	{"id", crab_cli_id_main, "print this host's identity fingerprint (creates it on first use)"},
-	{"config", crab_cli_config_main, "config validate FILE: check a crab.yaml, start nothing"},
+	{"config", crab_cli_config_main, "config validate|apply|revert|revisions: check, change, roll back"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "print this help"},
 };

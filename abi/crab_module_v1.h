@@ -137,6 +137,18 @@ struct crab_host_v1 {
 	int (*kv_put)(struct crab_self_v1 *self, const char *key, const char *value, size_t len,
 	    void (*done)(void *arg, int ok), void *arg);
 
+	/* A subscription-backed credential for the module's model instance, as its YAML
+	 * `auth:` names it (crab.yaml(5) AUTH; `crab auth login`): the host keeps the tokens,
+	 * refreshes them before they expire, one refresh at a time however many ask, and
+	 * turns a revoked login into an error instead of retrying. answer(arg, token,
+	 * error) exactly once, later or before returning: token the bearer credential to
+	 * send (never log it), or NULL and error ("login_required: ...", "auth_unavailable:
+	 * ..."). stale: the token a request was just refused with (HTTP 401), so the host
+	 * refreshes before answering; NULL otherwise. -1: the instance has no `auth:`.
+	 * NULL in hosts without the auth layer. */
+	int (*auth_token)(struct crab_self_v1 *self, const char *stale,
+	    void (*answer)(void *arg, const char *token, const char *error), void *arg);
+
 	/* New host functions are appended here. */
 };
 

@@ -21,6 +21,7 @@
 
 #include "clock.h"
 #include "dispatch.h"
+#include "tools.h"
 #include "gateway.h"
 #include "id.h"
 #include "identity.h"
@@ -209,7 +210,10 @@ static void status_done(struct crab_store_job *job, enum crab_job_status status)
 	    "connections", (json_int_t)crab_http_server_connections(gw->http),
 	    "inflight", (json_int_t)crab_http_server_inflight(gw->http)));
 	json_object_set_new(r, "turns", crab_turns_status(gw->turns));
+	json_object_set_new(r, "config", json_pack("{s:I, s:s}", "revision",
+	    (json_int_t)gw->cfg->revision, "path", gw->cfg->path));
 	json_object_set_new(r, "delivery", j->delivery);
+	json_object_set_new(r, "tools", crab_tools_status(gw->tools));
 	json_object_set_new(r, "websockets", json_integer((json_int_t)crab_live_connections(gw->live)));
 	json_object_set_new(r, "leases_live", json_integer((json_int_t)crab_lease_table_count(gw->leases)));
 	crab_admin_reply_ok(j->call, r);
@@ -446,8 +450,15 @@ static const struct {
 	{"turns.show", crab_admin_op_turns_show},
 	{"turns.wait", crab_admin_op_turns_wait},
 	{"event.send", crab_admin_op_event_send},
+	{"config.get", crab_admin_op_config_get},
+	{"config.validate", crab_admin_op_config_validate},
+	{"config.apply", crab_admin_op_config_apply},
+	{"config.revert", crab_admin_op_config_revert},
+	{"config.revisions", crab_admin_op_config_revisions},
+	{"reload", crab_admin_op_reload},
 #ifdef CRAB_TEST_HOOKS
 	{"clock.advance", op_clock_advance},
+	{"config.tool", crab_admin_op_config_tool},
 #endif
 };
 

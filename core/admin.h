@@ -9,7 +9,8 @@
 struct crab_gateway;
 struct crab_admin;
 
-#define CRAB_ADMIN_LINE_MAX (64 * 1024)
+/* A whole config file (1 MiB at most) fits, JSON-escaped, in config.apply's line. */
+#define CRAB_ADMIN_LINE_MAX (3 << 20)
 
 struct crab_admin *crab_admin_new(struct crab_gateway *gw, const char *path, char *err,
     size_t errlen);

@@ -46,6 +46,17 @@ void crab_admin_op_peers_revoke(struct admin_call *call, json_t *args);
 void crab_admin_op_dlq_list(struct admin_call *call, json_t *args);
 void crab_admin_op_dlq_replay(struct admin_call *call, json_t *args);
 
+/* core/admin_config.c: the configuration (config_apply.h). */
+void crab_admin_op_config_get(struct admin_call *call, json_t *args);
+void crab_admin_op_config_validate(struct admin_call *call, json_t *args);
+void crab_admin_op_config_apply(struct admin_call *call, json_t *args);
+void crab_admin_op_config_revert(struct admin_call *call, json_t *args);
+void crab_admin_op_config_revisions(struct admin_call *call, json_t *args);
+void crab_admin_op_reload(struct admin_call *call, json_t *args);
+#ifdef CRAB_TEST_HOOKS
+void crab_admin_op_config_tool(struct admin_call *call, json_t *args);
+#endif
+
 /* Ends the pairings still talking to their components: at shutdown, before the admin
  * socket and the http client go. */
 void crab_admin_peers_release(struct crab_gateway *gw);

@@ -164,7 +164,7 @@ static void pair_store_done(struct crab_store_job *job, enum crab_job_status sta
 	if (old_fp[0] != '\0' && strcmp(old_fp, p->fingerprint) != 0)
 		drop_fingerprint_if_gone(gw, old_fp);
 	p->health = "ok"; /* it has just answered */
-	crab_dispatch_peers_changed(gw->dispatch);
+	crab_gateway_peers_changed(gw);
 	log_info("paired %s '%s' as %s (%s)%s%s", crab_peer_type_name(p->type),
 	    p->component_id, p->id, p->endpoint, j->replaced[0] ? ", replacing " : "",
 	    j->replaced);
@@ -489,7 +489,7 @@ static void revoke_done(struct crab_store_job *job, enum crab_job_status status)
 	} else {
 		crab_peer_table_remove(gw->peers, j->row.id);
 		drop_fingerprint_if_gone(gw, j->row.fingerprint);
-		crab_dispatch_peers_changed(gw->dispatch);
+		crab_gateway_peers_changed(gw);
 		log_info("peer %s (%s '%s') revoked", j->row.id, j->row.component_type,
 		    j->row.component_id);
 		crab_admin_reply_ok(j->call, json_pack("{s:s, s:b}", "peer_id", j->row.id,
@@ -562,7 +562,7 @@ static void grant_done(struct crab_store_job *job, enum crab_job_status status)
 		json_decref(g);
 		log_info("peer %s now serves %s", p->id, p->tenants ? "the tenants granted" :
 								      "every tenant");
-		crab_dispatch_peers_changed(j->call->gw->dispatch);
+		crab_gateway_peers_changed(j->call->gw);
 		crab_admin_reply_ok(j->call, crab_peer_json(p));
 	}
 	peer_job_free(j);

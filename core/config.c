@@ -22,7 +22,8 @@ static const char *const unmapped_choices[] = {"route", "refuse", NULL}; /* inde
 static const char *const tls_choices[] = {"auto", "on", "off", NULL}; /* CRAB_TLS_* */
 
 /* The groups first, so that their keys can name them. */
-enum { R_GATEWAY, R_STORE, R_LIMITS, R_RETENTION, R_LOG, R_MODULES, R_ROUTER, R_TURNS };
+enum { R_GATEWAY, R_STORE, R_LIMITS, R_RETENTION, R_LOG, R_MODULES, R_ROUTER, R_TURNS,
+	R_CONFIG, R_SMOKE, R_SMOKE_ROUTE };
 
 #define C(member, key, type, parent, ...) \
 	FIELD(struct crab_config, member, key, type, parent, __VA_ARGS__)
@@ -36,6 +37,9 @@ static const struct field root_fields[] = {
 	[R_MODULES] = GROUP("modules", TOP),
 	[R_ROUTER] = GROUP("router", TOP),
 	[R_TURNS] = GROUP("turns", TOP),
+	[R_CONFIG] = GROUP("config", TOP),
+	[R_SMOKE] = GROUP("smoke_test", R_CONFIG),
+	[R_SMOKE_ROUTE] = GROUP("route", R_SMOKE),
 
 	C(listen, "listen", F_STRING, R_GATEWAY),
 	C(data_dir, "data_dir", F_STRING, R_GATEWAY),
@@ -76,6 +80,11 @@ static const struct field root_fields[] = {
 	C(turns.max_concurrent, "max_concurrent", F_INT, R_TURNS, .min = 1, .max = 10000),
 	C(turns.model_timeout_s, "model_timeout_s", F_INT, R_TURNS, .min = 1, .max = 86400),
 	C(turns.queue_max, "queue_max", F_INT, R_TURNS, .min = 16, .max = 1000000),
+
+	C(smoke_test.model_ping, "model_ping", F_ID, R_SMOKE),
+	C(smoke_test.route_platform, "platform", F_STRING, R_SMOKE_ROUTE),
+	C(smoke_test.route_channel_id, "channel_id", F_STRING, R_SMOKE_ROUTE),
+	C(smoke_test.route_actor_id, "actor_id", F_STRING, R_SMOKE_ROUTE),
 };
 
 static const struct table root_table = {NULL, root_fields, CRAB_ARRAY_LEN(root_fields), 0};
@@ -185,6 +194,23 @@ static void check_gateway(struct loader *ld)
 		    "log level must be debug, info, warn or error, not '%s'", cfg->log_level);
 }
 
+/* config.smoke_test: the model it pings must be one of models, and a route test needs
+ * at least the platform the event would come from. */
+static void check_smoke_test(struct loader *ld)
+{
+	struct crab_config *cfg = ld->cfg;
+	struct fy_node *route = cfg_at(&root_table, ld->root_at, "config.smoke_test.route");
+	struct fy_node *ping = cfg_at(&root_table, ld->root_at, "config.smoke_test.model_ping");
+
+	if (cfg->smoke_test.model_ping != NULL && !ld->models_broken &&
+	    crab_config_model_find(cfg, cfg->smoke_test.model_ping) == NULL)
+		cfg_report(ld, ping, "smoke_test model_ping: no model named '%s' in 'models'",
+		    cfg->smoke_test.model_ping);
+	cfg->smoke_test.route = route != NULL;
+	if (route != NULL && cfg->smoke_test.route_platform == NULL)
+		cfg_report(ld, route, "smoke_test route needs a 'platform'");
+}
+
 /* The file's bytes, read once: what is parsed is what config_revisions records. */
 static char *read_source(const char *path, size_t *len, FILE *errf)
 {
@@ -218,7 +244,9 @@ fail:
 	return NULL;
 }
 
-struct crab_config *crab_config_load(const char *path, FILE *errf)
+/* Loads text (NUL-terminated, len bytes, taken over) as the file path. */
+static struct crab_config *load_text(const char *path, char *text, size_t len, FILE *errf,
+    enum crab_config_stage *stage)
 {
 	struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG};
 	struct loader ld = {.path = path};
@@ -226,18 +254,21 @@ struct crab_config *crab_config_load(const char *path, FILE *errf)
 	struct fy_diag_cfg dcfg;
 	struct fy_diag *diag = NULL;
 	struct fy_node *root;
-	char *text;
-	size_t len;
+	size_t schema_errors;
 
-	if ((text = read_source(path, &len, errf)) == NULL)
-		return NULL;
+	*stage = CRAB_CONFIG_SYNTAX;
 	ld.cfg = xcalloc(1, sizeof(*ld.cfg));
+	ld.cfg->refs = 1;
 	ld.cfg->path = xstrdup(path);
 	ld.cfg->source_text = text;
 	ld.cfg->source_len = len;
 	ld.source = text;
 	ld.source_len = len;
 	set_defaults(ld.cfg);
+	if (memchr(text, '\0', len) != NULL) {
+		fprintf(errf, "%s: holds a NUL byte: a configuration is text\n", path);
+		goto fail;
+	}
 	fy_diag_cfg_default(&dcfg);
 	diag = fy_diag_create(&dcfg);
 	fy_diag_set_collect_errors(diag, true);
@@ -258,14 +289,19 @@ struct crab_config *crab_config_load(const char *path, FILE *errf)
 		fprintf(errf, "%s:1:1: the configuration must be a mapping\n", path);
 		goto fail;
 	}
+	ld.root = root;
 	cfg_mark_collections(&ld, root);
 	ld.root_at = xcalloc(root_table.nfields, sizeof(*ld.root_at));
 	cfg_load_table(&ld, &root_table, ld.cfg, root, ld.root_at);
 	cfg_agents_defaults(&ld);
+	schema_errors = ld.nerrors;
 	check_gateway(&ld);
+	check_smoke_test(&ld);
 	cfg_check(&ld, &root_table);
+	*stage = schema_errors > 0 ? CRAB_CONFIG_SCHEMA : CRAB_CONFIG_SEMANTIC;
 	if (cfg_flush_errors(&ld, errf) > 0)
 		goto fail;
+	*stage = CRAB_CONFIG_LOADED;
 	if (ld.cfg->admin_socket == NULL) {
 		char *dir = crab_config_resolve(ld.cfg, ld.cfg->data_dir);
 		size_t n = strlen(dir) + sizeof("/admin.sock");
@@ -275,7 +311,7 @@ struct crab_config *crab_config_load(const char *path, FILE *errf)
 	}
 	goto done;
 fail:
-	crab_config_free(ld.cfg);
+	crab_config_unref(ld.cfg);
 	ld.cfg = NULL;
 done:
 	if (doc != NULL)
@@ -293,6 +329,36 @@ done:
 	free(ld.claims);
 	free(ld.marks);
 	return ld.cfg;
+}
+
+struct crab_config *crab_config_load(const char *path, FILE *errf)
+{
+	enum crab_config_stage stage;
+	char *text;
+	size_t len;
+
+	if ((text = read_source(path, &len, errf)) == NULL)
+		return NULL;
+	return load_text(path, text, len, errf, &stage);
+}
+
+struct crab_config *crab_config_parse(const char *path, const char *text, size_t len,
+    FILE *errf, enum crab_config_stage *stage)
+{
+	enum crab_config_stage ignored;
+	char *copy;
+
+	if (stage == NULL)
+		stage = &ignored;
+	if (len > MAX_CONFIG_BYTES) {
+		*stage = CRAB_CONFIG_SYNTAX;
+		fprintf(errf, "%s: larger than 1 MiB, refusing to parse\n", path);
+		return NULL;
+	}
+	copy = xmalloc(len + 1);
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	return load_text(path, copy, len, errf, stage);
 }
 
 int crab_config_report(const struct crab_config *cfg, int line, int col, FILE *errf,
@@ -323,9 +389,21 @@ char *crab_config_resolve(const struct crab_config *cfg, const char *path)
 	return out;
 }
 
+struct crab_config *crab_config_ref(struct crab_config *cfg)
+{
+	if (cfg != NULL)
+		cfg->refs++;
+	return cfg;
+}
+
 void crab_config_free(struct crab_config *cfg)
 {
-	if (cfg == NULL)
+	crab_config_unref(cfg);
+}
+
+void crab_config_unref(struct crab_config *cfg)
+{
+	if (cfg == NULL || --cfg->refs > 0)
 		return;
 	free(cfg->path);
 	free(cfg->listen);
@@ -345,6 +423,10 @@ void crab_config_free(struct crab_config *cfg)
 	free(cfg->modules);
 	cfg_agents_free(cfg);
 	free(cfg->router.unmapped_tenant);
+	free(cfg->smoke_test.model_ping);
+	free(cfg->smoke_test.route_platform);
+	free(cfg->smoke_test.route_channel_id);
+	free(cfg->smoke_test.route_actor_id);
 	free(cfg->source_text);
 	free(cfg);
 }

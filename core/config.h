@@ -39,6 +39,19 @@ struct crab_config_agent {
 	int64_t max_tokens;        /* the model's answer limit */
 	int64_t history_max_turns; /* budget of earlier turns sent to the model */
 	int64_t history_max_bytes;
+	/* tools: which it may use, by name pattern (fnmatch: "memory.*"); none when no
+	 * allow list; deny wins. At most max_rounds rounds of calls a turn, each call given
+	 * deadline_ms. */
+	char **tools_allow, **tools_deny;
+	size_t ntools_allow, ntools_deny;
+	int64_t tools_max_rounds, tools_deadline_ms;
+	/* config_policy: the gateway's own config.* tools this agent may call (none by
+	 * default), and the config paths its patches may change (NULL: its own section,
+	 * agents.<id>). What no policy opens is in core/config_view.h. */
+	char **policy_tools;
+	size_t npolicy_tools;
+	char **policy_paths;
+	size_t npolicy_paths;
 };
 
 /* tenants[].identities: who belongs to a tenant. An entry with neither actors nor
@@ -134,8 +147,20 @@ struct crab_config {
 					  * the store and are read back when the queue runs dry */
 	} turns;
 
+	/* config.smoke_test: what must work under a new config before it is applied
+	 * (core/config_apply.c). */
+	struct {
+		char *model_ping;         /* a models[] id: one tiny request must succeed */
+		int route;                /* route: given */
+		char *route_platform;     /* route: an event from here must reach an agent */
+		char *route_channel_id;
+		char *route_actor_id;
+	} smoke_test;
+
 	char *source_text;      /* the file's bytes as loaded (config_revisions) */
 	size_t source_len;
+	int64_t revision;       /* its config_revisions row once recorded; 0 before */
+	int refs;               /* crab_config_ref/unref: loop thread only */
 };
 
 /* Finds an entry by id, or NULL. */
@@ -153,6 +178,27 @@ const struct crab_config_subscriber *crab_config_subscriber_find(
  * built-in echo model and one agent, default_agent, on it. Context paths and isolation
  * keys are kept as written (templates): expand them, then crab_config_resolve the path. */
 struct crab_config *crab_config_load(const char *path, FILE *errf);
+
+/* Where a config failed to load, for whoever must say which step refused it. */
+enum crab_config_stage {
+	CRAB_CONFIG_LOADED = 0,
+	CRAB_CONFIG_SYNTAX,   /* unreadable, not YAML, not a mapping, too large, not text */
+	CRAB_CONFIG_SCHEMA,   /* unknown keys, wrong shapes, values out of range */
+	CRAB_CONFIG_SEMANTIC, /* references between sections, duplicates, inline secrets */
+};
+
+/* crab_config_load of text (len bytes, copied) as if read from path: path names the
+ * file in messages and relative paths are resolved against its directory. *stage (may
+ * be NULL) says where it failed. */
+struct crab_config *crab_config_parse(const char *path, const char *text, size_t len,
+    FILE *errf, enum crab_config_stage *stage);
+
+/* A loaded config starts with one reference. Running turns hold one on the config they
+ * started under, the gateway one on the config in force, so a reload never frees what
+ * a turn still reads. ref returns cfg; unref (and crab_config_free, the same) frees at
+ * the last one. NULL is ignored. */
+struct crab_config *crab_config_ref(struct crab_config *cfg);
+void crab_config_unref(struct crab_config *cfg);
 void crab_config_free(struct crab_config *cfg);
 
 /* Resolves a path from the config: absolute stays, relative joins the config's dir.
@@ -165,7 +211,7 @@ char *crab_config_resolve(const struct crab_config *cfg, const char *path);
 int crab_config_report(const struct crab_config *cfg, int line, int col, FILE *errf,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* `crab config validate FILE` (cli_config.c). */
+/* `crab config validate|apply|revert|revisions` (cli_config.c). */
 int crab_cli_config_main(int argc, char **argv);
 
 #endif

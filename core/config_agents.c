@@ -88,7 +88,7 @@ void cfg_parse_models(struct loader *ld, void *base, struct fy_node *key, struct
 
 /* ---- agents ---- */
 
-enum { AG_HISTORY, AG_CONTEXT };
+enum { AG_HISTORY, AG_CONTEXT, AG_TOOLS, AG_POLICY };
 
 #define AG(member, key, type, parent, ...) \
 	FIELD(struct crab_config_agent, member, key, type, parent, __VA_ARGS__)
@@ -96,6 +96,8 @@ enum { AG_HISTORY, AG_CONTEXT };
 static const struct field agent_fields[] = {
 	[AG_HISTORY] = GROUP("history", TOP),
 	[AG_CONTEXT] = GROUP("context", TOP),
+	[AG_TOOLS] = GROUP("tools", TOP),
+	[AG_POLICY] = GROUP("config_policy", TOP),
 	AG(id, "id", F_ID, TOP, .flags = FL_REQUIRED),
 	AG(model, "model", F_STRING, TOP, .flags = FL_REQUIRED),
 	AG(max_tokens, "max_tokens", F_INT, TOP, .min = 1, .max = 1000000),
@@ -105,6 +107,16 @@ static const struct field agent_fields[] = {
 	AG(context_platform, "platform", F_TEMPLATE, AG_CONTEXT),
 	AG(context_channel, "channel", F_TEMPLATE, AG_CONTEXT),
 	AG(context_actor, "actor", F_TEMPLATE, AG_CONTEXT),
+	AG(tools_allow, "allow", F_STRINGS, AG_TOOLS,
+	    .count_offset = offsetof(struct crab_config_agent, ntools_allow)),
+	AG(tools_deny, "deny", F_STRINGS, AG_TOOLS,
+	    .count_offset = offsetof(struct crab_config_agent, ntools_deny)),
+	AG(tools_max_rounds, "max_rounds", F_INT, AG_TOOLS, .min = 1, .max = 100),
+	AG(tools_deadline_ms, "deadline_ms", F_INT, AG_TOOLS, .min = 100, .max = 600000),
+	AG(policy_tools, "tools", F_STRINGS, AG_POLICY,
+	    .count_offset = offsetof(struct crab_config_agent, npolicy_tools)),
+	AG(policy_paths, "paths", F_STRINGS, AG_POLICY,
+	    .count_offset = offsetof(struct crab_config_agent, npolicy_paths)),
 };
 
 const struct table cfg_agent_table = {"agents", agent_fields, CRAB_ARRAY_LEN(agent_fields), 0};
@@ -116,6 +128,8 @@ static void init_agent(void *entry)
 	a->max_tokens = 1024;
 	a->history_max_turns = 50;
 	a->history_max_bytes = 65536;
+	a->tools_max_rounds = 8;
+	a->tools_deadline_ms = 30000;
 }
 
 static const struct list_kind agent_kind = {&cfg_agent_table, sizeof(struct crab_config_agent),
@@ -367,6 +381,10 @@ void cfg_agents_free(struct crab_config *cfg)
 		free(a->context_platform);
 		free(a->context_channel);
 		free(a->context_actor);
+		free_strings(a->tools_allow, a->ntools_allow);
+		free_strings(a->tools_deny, a->ntools_deny);
+		free_strings(a->policy_tools, a->npolicy_tools);
+		free_strings(a->policy_paths, a->npolicy_paths);
 	}
 	free(cfg->agents);
 	for (size_t i = 0; i < cfg->ntenants; i++) {

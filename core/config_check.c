@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_view.h"
 #include "util.h"
 
 /* ids[i] (NULL: missing, reported already) must differ from every earlier one. */
@@ -156,8 +157,81 @@ static void check_claims(struct loader *ld)
 	free(sorted);
 }
 
+/* agents[].config_policy: tools the gateway has, paths that are paths. */
+static void check_policies(struct loader *ld)
+{
+	struct crab_config *cfg = ld->cfg;
+
+	for (size_t i = 0; ld->agent_at != NULL && i < cfg->nagents; i++) {
+		const struct crab_config_agent *a = &cfg->agents[i];
+		struct fy_node **at = ld->agent_at + i * cfg_agent_table.nfields;
+
+		for (size_t k = 0; k < a->npolicy_tools; k++) {
+			if (!crab_config_tool_known(a->policy_tools[k]))
+				cfg_report(ld, cfg_at(&cfg_agent_table, at, "config_policy.tools"),
+				    "agent '%s': config_policy tool '%.80s' is none of config.get, "
+				    "config.validate, config.apply, config.revert, config.revisions",
+				    a->id ? a->id : "?", a->policy_tools[k]);
+		}
+		for (size_t k = 0; k < a->npolicy_paths; k++) {
+			if (!crab_config_path_valid(a->policy_paths[k]))
+				cfg_report(ld, cfg_at(&cfg_agent_table, at, "config_policy.paths"),
+				    "agent '%s': config_policy path '%.80s' is no dotted path",
+				    a->id ? a->id : "?", a->policy_paths[k]);
+		}
+	}
+}
+
+/* A literal string, as opposed to YAML's null, a number or a boolean. */
+static int literal_string(struct fy_node *n)
+{
+	char *text = cfg_scalar_dup(n);
+	int64_t v;
+	int literal = text != NULL;
+
+	if (literal && fy_node_get_style(n) == FYNS_PLAIN &&
+	    (crab_parse_int64(text, INT64_MIN, INT64_MAX, &v) == 0 ||
+		strcmp(text, "true") == 0 || strcmp(text, "false") == 0))
+		literal = 0;
+	free(text);
+	return literal;
+}
+
+/* Secrets are named (api_key_env, api_key_file), never written in the file: it is
+ * recorded in config_revisions and shown to operators and agents (SECURITY.md). */
+static void check_secrets(struct loader *ld, struct fy_node *n, int depth)
+{
+	struct fy_node_pair *pair;
+	struct fy_node *item;
+	void *iter = NULL;
+
+	if (n == NULL || depth > 64)
+		return;
+	if (fy_node_get_type(n) == FYNT_SEQUENCE) {
+		while ((item = fy_node_sequence_iterate(n, &iter)) != NULL)
+			check_secrets(ld, item, depth + 1);
+		return;
+	}
+	if (fy_node_get_type(n) != FYNT_MAPPING)
+		return;
+	while ((pair = fy_node_mapping_iterate(n, &iter)) != NULL) {
+		struct fy_node *val = fy_node_pair_value(pair);
+		char *key = cfg_scalar_dup(fy_node_pair_key(pair));
+
+		if (key != NULL && crab_config_secret_key(key) && val != NULL &&
+		    fy_node_get_type(val) == FYNT_SCALAR && literal_string(val))
+			cfg_report(ld, val, "'%.64s' holds a secret written inline: name where it "
+			    "comes from instead, with %.64s_env (an environment variable) or "
+			    "%.64s_file", key, key, key);
+		free(key);
+		check_secrets(ld, val, depth + 1);
+	}
+}
+
 void cfg_check(struct loader *ld, const struct table *root)
 {
+	check_policies(ld);
+	check_secrets(ld, ld->root, 0);
 	check_ids(ld);
 	check_agents(ld);
 	check_routes(ld);

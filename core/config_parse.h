@@ -86,6 +86,7 @@ struct loader {
 	const char *source; /* the file's bytes, for exact columns inside a value */
 	size_t source_len;
 
+	struct fy_node *root; /* the document's root mapping */
 	/* Value nodes of every key read, table->nfields per mapping loaded with it. */
 	struct fy_node **root_at;
 	struct fy_node **model_at, **agent_at, **tenant_at, **route_at;

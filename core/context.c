@@ -45,6 +45,11 @@ struct crab_context *crab_context_new(const struct crab_config *cfg)
 	return c;
 }
 
+void crab_context_set_config(struct crab_context *c, const struct crab_config *cfg)
+{
+	c->cfg = cfg;
+}
+
 void crab_context_free(struct crab_context *c)
 {
 	if (c == NULL)

@@ -14,6 +14,9 @@ struct crab_context;
 
 struct crab_context *crab_context_new(const struct crab_config *cfg);
 void crab_context_free(struct crab_context *c);
+/* The config whose directory relative paths are resolved against, after a reload (the
+ * cache stays: it is keyed by resolved path). */
+void crab_context_set_config(struct crab_context *c, const struct crab_config *cfg);
 
 /* The system text for a turn of agent a (malloc'd, "" when no layer applies). addition
  * (may be NULL) is the session and runtime layer. */

@@ -19,8 +19,10 @@
 #include "admin.h"
 #include "admin_ops.h"
 #include "clock.h"
+#include "config_apply.h"
 #include "dispatch.h"
 #include "outbox.h"
+#include "tools.h"
 #include "http_client.h"
 #include "identity.h"
 #include "live.h"
@@ -85,6 +87,12 @@ static void published_discard(void *ctx, void *batch)
 {
 	(void)ctx;
 	crab_outbox_batch_free(batch);
+}
+
+void crab_gateway_peers_changed(struct crab_gateway *gw)
+{
+	crab_dispatch_peers_changed(gw->dispatch);
+	crab_tools_peers_changed(gw->tools);
 }
 
 void crab_gateway_retention_run(struct crab_gateway *gw,
@@ -458,6 +466,9 @@ static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *e
 	gw->sig_int = evsignal_new(gw->base, SIGINT, signal_cb, gw);
 	event_add(gw->sig_term, NULL);
 	event_add(gw->sig_int, NULL);
+	gw->config_mgr = crab_config_mgr_new(gw);
+	gw->sig_hup = evsignal_new(gw->base, SIGHUP, crab_config_sighup_cb, gw);
+	event_add(gw->sig_hup, NULL);
 	gw->retention_timer = event_new(gw->base, -1, EV_PERSIST, retention_timer_cb, gw);
 	event_add(gw->retention_timer, &every);
 	crab_registry_start(gw->modules);
@@ -467,6 +478,7 @@ static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *e
 	crab_storeq_set_tap(gw->storeq, &(struct crab_storeq_tap){.mark = crab_outbox_mark,
 		.rollback = crab_outbox_rollback, .take = crab_outbox_take,
 		.deliver = published, .discard = published_discard, .ctx = gw});
+	gw->tools = crab_tools_new(gw);
 	gw->live = crab_live_new(gw);
 	crab_storeq_after_done(gw->storeq, after_store, gw);
 	return 0;
@@ -482,12 +494,18 @@ static void gateway_release(struct crab_gateway *gw)
 		event_free(gw->retention_timer);
 	if (gw->drain_timer)
 		event_free(gw->drain_timer);
+	if (gw->sig_hup)
+		event_free(gw->sig_hup);
+	/* Changes still waiting are answered while their askers (admin calls, turns'
+	 * tool calls) are still there. */
+	crab_config_mgr_free(gw->config_mgr);
 	crab_admin_modules_release(gw);
 	crab_admin_peers_release(gw);
 	crab_peer_check_release(gw);
 	if (gw->storeq != NULL)
 		crab_storeq_after_done(gw->storeq, NULL, NULL);
 	crab_dispatch_free(gw->dispatch);
+	crab_tools_free(gw->tools);
 	crab_live_free(gw->live);
 	crab_turns_free(gw->turns); /* answers waiters: before the admin socket goes */
 	crab_admin_free(gw->admin);
@@ -540,13 +558,11 @@ int crab_gateway_main(int argc, char **argv)
 		goto fail;
 	crab_strlcpy(gw.store_driver, crab_store_driver(st), sizeof(gw.store_driver));
 	/* The file as it runs is a revision: turns record which one they used. */
-	if (crab_store_config_revision(st, gw.cfg->source_text ? gw.cfg->source_text : "", "file",
-		"loaded at start", crab_clock_now_ms(), &gw.config_revision) != 0) {
-		snprintf(err, sizeof(err), "cannot record the config revision: %s",
-		    crab_store_error(st));
+	if (crab_config_record_start(st, gw.cfg, err, sizeof(err)) != 0) {
 		crab_store_close(st);
 		goto fail;
 	}
+	gw.config_revision = gw.cfg->revision;
 	if (evthread_use_pthreads() != 0)
 		fatalx("libevent has no pthreads support");
 	gw.base = event_base_new();

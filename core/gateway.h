@@ -19,10 +19,12 @@ struct crab_http_client;
 struct model_test;
 struct pair_op;
 struct crab_dispatch;
+struct crab_tools;
 struct crab_live;
 struct peer_checks;
 struct crab_identity;
 struct crab_peer_table;
+struct crab_config_mgr;
 
 struct crab_gateway_counters {
 	uint64_t events_accepted;
@@ -61,7 +63,10 @@ struct crab_gateway {
 	struct peer_checks *peer_checks; /* health checks of the peers' endpoints */
 	struct event *peer_check_timer;
 	struct crab_dispatch *dispatch; /* delivery to subscribers */
+	struct crab_tools *tools;       /* the tool client */
 	struct crab_live *live;         /* WebSocket connections */
+	struct crab_config_mgr *config_mgr; /* configuration changes (config_apply.h) */
+	struct event *sig_hup;          /* reloads the config file */
 };
 
 int crab_gateway_main(int argc, char **argv);
@@ -121,6 +126,8 @@ void crab_ingest_answer_error(struct crab_gateway *gw, crab_ingest_answer_fn ans
 
 /* Retention: prunes idempotency keys past the retention period and expired leases;
  * done(arg, pruned) runs on the loop when the store has committed (pruned < 0 on error). */
+/* The peers changed (paired, revoked, granted): delivery and the tool client look again. */
+void crab_gateway_peers_changed(struct crab_gateway *gw);
 void crab_gateway_retention_run(struct crab_gateway *gw,
     void (*done)(void *arg, int64_t pruned), void *arg);
 

@@ -714,6 +714,12 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 
 /* ---- public API ---- */
 
+void crab_http_server_set_limits(struct crab_http_server *srv,
+    const struct crab_http_limits *limits)
+{
+	srv->limits = *limits;
+}
+
 struct crab_http_server *crab_http_server_new(struct event_base *base,
     const struct crab_http_limits *limits, crab_http_head_cb on_head,
     crab_http_request_cb on_request, void *arg)

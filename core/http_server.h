@@ -46,6 +46,9 @@ typedef void (*crab_http_request_cb)(struct crab_http_request *req, void *arg);
 struct crab_http_server *crab_http_server_new(struct event_base *base,
     const struct crab_http_limits *limits, crab_http_head_cb on_head,
     crab_http_request_cb on_request, void *arg);
+/* New limits, for what is read and accepted from now on (a reloaded config). */
+void crab_http_server_set_limits(struct crab_http_server *srv,
+    const struct crab_http_limits *limits);
 /* Binds "host:port" ("[::1]:port" for IPv6); 0 or -1 with err. *is_loopback tells whether
  * the bound address is a loopback one. */
 int crab_http_server_listen(struct crab_http_server *srv, const char *host_port,

@@ -24,6 +24,9 @@
 struct ingest_job {
 	struct crab_store_job job;
 	struct crab_gateway *gw;
+	/* The router when it was submitted: a config reload frees the old one only after
+	 * every job queued before it has run (crab_gateway_config_swap). */
+	const struct crab_router *router;
 	crab_ingest_answer_fn answer; /* who hears the outcome: the HTTP request, a module */
 	void *answer_arg;
 	char event_id[CRAB_ID_MAX];
@@ -218,7 +221,7 @@ static int find_target(struct crab_store *st, struct ingest_job *j)
 	in.platform = j->platform;
 	in.channel_id = j->channel_id;
 	in.thread_id = j->thread_id;
-	if (crab_router_resolve(j->gw->router, &in, &j->route, &j->err) != 0) {
+	if (crab_router_resolve(j->router, &in, &j->route, &j->err) != 0) {
 		j->failed = 1;
 		return -1;
 	}
@@ -485,6 +488,7 @@ void crab_ingest(struct crab_gateway *gw, const char *body, size_t len,
 	j->job.run = ingest_run;
 	j->job.done = ingest_done;
 	j->gw = gw;
+	j->router = gw->router;
 	j->answer = answer;
 	j->answer_arg = arg;
 	j->turn = crab_turns_reserve(gw->turns);

@@ -35,6 +35,7 @@ struct tsession {
 TAILQ_HEAD(tsession_list, tsession);
 
 struct turn_waiter;
+struct turn_call;
 
 struct crab_turns {
 	struct crab_gateway *gw;
@@ -68,6 +69,7 @@ struct turn {
 	struct crab_store_inbox_row ev;
 	json_t *envelope; /* ev.envelope parsed, when ingest handed it over */
 	char *history;   /* earlier turns' messages, oldest first, comma-joined JSON text */
+	struct crab_config *cfg; /* the config it started under: a reference */
 	const struct crab_config_agent *agent;
 	const struct crab_config_model *model;
 	int skip;        /* the event has its finished turn already */
@@ -85,6 +87,15 @@ struct turn {
 	char stop_reason[32];
 	char error_code[64];
 	char *error_message;
+	/* tools (turn_tools.c) */
+	json_t *offer;         /* the tools the model is shown; NULL: none */
+	char *req_rest;        /* the request's members after its messages, "...}" */
+	struct crab_buf chain; /* this turn's messages after its input: calls and results */
+	int64_t rounds, ncalls;
+	struct turn_call *round; /* the calls of the round in flight */
+	size_t nround, nleft;
+	json_t *call_log;      /* every call of the turn, for tool_calls */
+	void (*tools_then)(struct turn *tr);
 	/* the finish job */
 	struct turn_record *record; /* what it writes, encoded on the loop */
 	int failed;
@@ -101,6 +112,18 @@ void crab_turn_cancel(struct turn *tr);
 struct turn *crab_turn_new_reserved(struct crab_turns *t);
 void crab_turn_adopt(struct turn *tr, struct tsession *s, struct pending *p);
 void crab_turn_unreserve(struct turn *tr);
+
+/* turn_tools.c */
+void crab_turn_tools_offer(struct turn *tr);
+/* The model stopped to use tools, and no error came. */
+int crab_turn_tools_wanted(const struct turn *tr);
+/* Runs the round's calls; then(tr) once all are answered (the chain grown, ready for the
+ * model again), or at once with tr's error set when the turn may not go on. */
+void crab_turn_tools_run(struct turn *tr, void (*then)(struct turn *tr));
+/* Cancels the round in flight, if any, and frees it. */
+void crab_turn_tools_clear_round(struct turn *tr);
+/* The turn's calls into tool_calls (its finish job). */
+int crab_turn_tools_write(struct crab_store *st, const struct turn *tr);
 
 /* turns.c: the turn has ended (stored, skipped, or dropped at shutdown with its event
  * still pending in the store): its session moves on. */

@@ -42,9 +42,15 @@ static void turn_free(struct turn *tr)
 	if (tr->record != NULL)
 		record_free(tr->record);
 	json_decref(tr->tool_calls);
+	crab_turn_tools_clear_round(tr);
+	json_decref(tr->offer);
+	json_decref(tr->call_log);
+	free(tr->req_rest);
+	crab_buf_free(&tr->chain);
 	crab_buf_free(&tr->text);
 	free(tr->request);
 	free(tr->error_message);
+	crab_config_unref(tr->cfg);
 	free(tr);
 }
 
@@ -140,10 +146,9 @@ static int load_history(struct crab_store *st, struct turn *tr)
 
 static int write_started(struct crab_store *st, struct turn *tr)
 {
-	const struct crab_gateway *gw = tr->t->gw;
 	int64_t now = crab_clock_now_ms(), seq;
 	char key[CRAB_ID_MAX + 16], data[CRAB_ID_MAX + 32];
-	struct crab_store_turn row = {.config_revision = gw->config_revision, .started_at = now};
+	struct crab_store_turn row = {.config_revision = tr->cfg->revision, .started_at = now};
 
 	crab_strlcpy(row.id, tr->turn_id, sizeof(row.id));
 	crab_strlcpy(row.tenant_id, tr->ev.tenant_id, sizeof(row.tenant_id));
@@ -165,7 +170,7 @@ static int write_started(struct crab_store *st, struct turn *tr)
 /* A new turn of the event in tr->ev: its agent and model, turn.started, the history. */
 static int begin_new(struct crab_store *st, struct turn *tr)
 {
-	const struct crab_config *cfg = tr->t->gw->cfg;
+	const struct crab_config *cfg = tr->cfg;
 
 	tr->agent = crab_config_agent_find(cfg, tr->ev.agent_id);
 	tr->model = tr->agent ? crab_config_model_find(cfg, tr->agent->model) : NULL;
@@ -178,7 +183,7 @@ static int begin_new(struct crab_store *st, struct turn *tr)
  * a crash cut), read the history. */
 static int begin_work(struct crab_store *st, struct turn *tr)
 {
-	const struct crab_config *cfg = tr->t->gw->cfg;
+	const struct crab_config *cfg = tr->cfg;
 	struct crab_store_turn prior = {0};
 	int rc;
 
@@ -274,12 +279,16 @@ static const char *no_outbound_reason(struct turn *tr)
 	return NULL;
 }
 
-/* [{"role":"assistant","content":...,"tool_calls":[...]}] */
+/* [this turn's calls and results..., {"role":"assistant","content","tool_calls"}] */
 static char *output_text(struct turn *tr, const char *calls)
 {
 	struct crab_buf b = {0};
 
 	crab_buf_add(&b, "[", 1);
+	if (tr->chain.len > 0) {
+		crab_buf_add(&b, tr->chain.data, tr->chain.len);
+		crab_buf_add(&b, ",", 1);
+	}
 	crab_jobj_open(&b);
 	crab_jobj_str(&b, "role", "assistant");
 	crab_jobj_strn(&b, "content", tr->text.len ? tr->text.data : NULL, tr->text.len);
@@ -327,7 +336,7 @@ static struct turn_record *record_new(struct turn *tr)
 		crab_jobj_raw(&b, "output", r->output);
 		crab_jobj_str(&b, "model", tr->model ? tr->model->id : "");
 		crab_jobj_raw(&b, "usage", r->usage);
-		crab_jobj_int(&b, "config_revision", tr->t->gw->config_revision);
+		crab_jobj_int(&b, "config_revision", tr->cfg->revision);
 		crab_jobj_bool(&b, "outbound", reason == NULL);
 		if (reason != NULL)
 			crab_jobj_str(&b, "no_outbound_reason", reason);
@@ -360,7 +369,7 @@ static int write_finished(struct crab_store *st, struct turn *tr)
 	crab_strlcpy(row.id, tr->turn_id, sizeof(row.id));
 	crab_strlcpy(row.status, tr->failed ? "failed" : "completed", sizeof(row.status));
 	crab_strlcpy(row.model, tr->model ? tr->model->id : "", sizeof(row.model));
-	if (crab_store_turn_finish(st, &row) != 0 ||
+	if (crab_store_turn_finish(st, &row) != 0 || crab_turn_tools_write(st, tr) != 0 ||
 	    crab_store_session_seq(st, tr->ev.session_id, r->outbound_data ? 2 : 1, &seq) != 0)
 		return -1;
 	snprintf(key, sizeof(key), "%s:%s", tr->turn_id, tr->failed ? "failed" : "completed");
@@ -492,11 +501,31 @@ static void finish(struct turn *tr)
 	submit(tr, finish_run, finish_done);
 }
 
+static void start_call(struct turn *tr);
+
+/* Tools answered (or the loop may not go on): the model again, or the end. */
+static void after_tools(struct turn *tr)
+{
+	if (tr->error_code[0] == '\0' && tr->t->draining)
+		set_error(tr, "shutting_down", "the gateway stopped during the turn's tool calls");
+	if (tr->error_code[0] != '\0') {
+		finish(tr);
+		return;
+	}
+	start_call(tr);
+}
+
 static void finish_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct turn *tr = arg;
+
 	(void)fd;
 	(void)what;
-	finish(arg);
+	if (crab_turn_tools_wanted(tr)) {
+		crab_turn_tools_run(tr, after_tools);
+		return;
+	}
+	finish(tr);
 }
 
 static void begin_done(struct crab_store_job *job, enum crab_job_status status);
@@ -541,7 +570,9 @@ static struct turn *turn_new(struct crab_turns *t, struct tsession *s, struct pe
 	tr->s = s;
 	tr->p = p;
 	tr->begin_us = crab_monotonic_us();
+	tr->cfg = crab_config_ref(t->gw->cfg); /* a reload never frees it under the turn */
 	tr->tool_calls = json_array();
+	tr->call_log = json_array();
 	tr->next_all = t->all;
 	if (t->all != NULL)
 		t->all->prev_all = &tr->next_all;
@@ -590,6 +621,7 @@ void crab_turn_cancel(struct turn *tr)
 	if (tr->in_store)
 		return; /* its store job will end it */
 	end_call(tr);
+	crab_turn_tools_clear_round(tr);
 	turn_end(tr);
 }
 
@@ -758,7 +790,8 @@ static char *runtime_addition(json_t *env, const struct crab_event_fields *v,
 	return crab_buf_take(&b);
 }
 
-static char *build_request(struct turn *tr, json_t *env)
+/* The request's members after its messages, composed once a turn: "...}". */
+static char *request_rest(struct turn *tr, json_t *env)
 {
 	json_t *src = json_object_get(env, "source");
 	json_t *target = tr->ev.target ? json_loads(tr->ev.target, 0, NULL) : NULL;
@@ -772,29 +805,67 @@ static char *build_request(struct turn *tr, json_t *env)
 	};
 	char *addition = runtime_addition(env, &v, tr->s);
 	char *system = crab_context_compose(tr->t->context, tr->agent, &v, addition);
-	struct crab_buf b = {0};
 	json_t *req;
-	char *rest, *input;
+	char *rest, *out;
 
-	input = tr->input;
 	req = json_pack("{s:s, s:s, s:I, s:b}", "model",
 	    tr->model->model ? tr->model->model : tr->model->id, "system", system, "max_tokens",
 	    (json_int_t)tr->agent->max_tokens, "stream", 1);
+	if (tr->offer != NULL)
+		json_object_set(req, "tools", tr->offer);
 	rest = json_dumps(req, JSON_COMPACT); /* "{...}": its members follow the messages */
-	crab_buf_add(&b, "{\"messages\":[", 13);
-	if (tr->history != NULL && tr->history[0] != '\0') {
-		crab_buf_add(&b, tr->history, strlen(tr->history));
-		crab_buf_add(&b, ",", 1);
-	}
-	crab_buf_add(&b, input, strlen(input));
-	crab_buf_add(&b, "],", 2);
-	crab_buf_add(&b, rest + 1, strlen(rest + 1));
+	out = xstrdup(rest + 1);
 	json_decref(req);
 	json_decref(target);
 	free(rest);
 	free(system);
 	free(addition);
+	return out;
+}
+
+/* {"messages":[history, input, this turn's calls and results], ...}. */
+static char *build_request(struct turn *tr)
+{
+	struct crab_buf b = {0};
+
+	crab_buf_add(&b, "{\"messages\":[", 13);
+	if (tr->history != NULL && tr->history[0] != '\0') {
+		crab_buf_add(&b, tr->history, strlen(tr->history));
+		crab_buf_add(&b, ",", 1);
+	}
+	crab_buf_add(&b, tr->input, strlen(tr->input));
+	if (tr->chain.len > 0) {
+		crab_buf_add(&b, ",", 1);
+		crab_buf_add(&b, tr->chain.data, tr->chain.len);
+	}
+	crab_buf_add(&b, "],", 2);
+	crab_buf_add(&b, tr->req_rest, strlen(tr->req_rest));
 	return crab_buf_take(&b);
+}
+
+/* One request to the model: the turn's first, or the next once its tools answered. */
+static void start_call(struct turn *tr)
+{
+	struct crab_gateway *gw = tr->t->gw;
+	struct timeval limit = {gw->cfg->turns.model_timeout_s, 0};
+	int rc;
+
+	free(tr->request);
+	tr->request = build_request(tr);
+	if (tr->timeout == NULL)
+		tr->timeout = evtimer_new(gw->base, model_timeout, tr);
+	evtimer_add(tr->timeout, &limit);
+	if (tr->model_start_us == 0)
+		tr->model_start_us = crab_monotonic_us();
+	tr->calling = 1;
+	tr->handle = NULL;
+	rc = tr->ops->start(tr->ctx, tr->request, strlen(tr->request), &sink, tr, &tr->handle);
+	if (rc != 0 && tr->calling) {
+		tr->calling = 0;
+		set_error(tr, "model_error", "model adapter '%s' refused the request",
+		    tr->model->adapter);
+		event_active(tr->finish_ev, EV_TIMEOUT, 0);
+	}
 }
 
 static void call_model(struct turn *tr)
@@ -802,8 +873,6 @@ static void call_model(struct turn *tr)
 	struct crab_gateway *gw = tr->t->gw;
 	json_t *env = tr->envelope ? json_incref(tr->envelope) :
 				     json_loads(tr->ev.envelope, 0, NULL);
-	struct timeval limit = {gw->cfg->turns.model_timeout_s, 0};
-	int rc;
 
 	tr->finish_ev = event_new(gw->base, -1, 0, finish_cb, tr);
 	if (tr->agent == NULL) {
@@ -829,17 +898,8 @@ static void call_model(struct turn *tr)
 		finish(tr);
 		return;
 	}
-	tr->request = build_request(tr, env);
+	crab_turn_tools_offer(tr);
+	tr->req_rest = request_rest(tr, env);
 	json_decref(env);
-	tr->timeout = evtimer_new(gw->base, model_timeout, tr);
-	evtimer_add(tr->timeout, &limit);
-	tr->model_start_us = crab_monotonic_us();
-	tr->calling = 1;
-	rc = tr->ops->start(tr->ctx, tr->request, strlen(tr->request), &sink, tr, &tr->handle);
-	if (rc != 0 && tr->calling) {
-		tr->calling = 0;
-		set_error(tr, "model_error", "model adapter '%s' refused the request",
-		    tr->model->adapter);
-		event_active(tr->finish_ev, EV_TIMEOUT, 0);
-	}
+	start_call(tr);
 }

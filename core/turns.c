@@ -34,6 +34,14 @@ static void kick(struct crab_turns *t)
 		event_active(t->kick, EV_TIMEOUT, 0);
 }
 
+void crab_turns_reconfigure(struct crab_turns *t)
+{
+	/* queue_max sizes store jobs in flight: it takes a restart (config_view.h). */
+	crab_context_set_config(t->context, t->gw->cfg);
+	t->max_running = (unsigned)t->gw->cfg->turns.max_concurrent;
+	kick(t); /* more slots: start what waits */
+}
+
 static struct tsession *session_of(struct crab_turns *t, const char *id)
 {
 	struct tsession *s = crab_strmap_get(t->sessions, id);

@@ -44,6 +44,10 @@ void crab_turns_reserved_done(struct crab_turns *t, struct turn *tr, int started
  * call, which would otherwise parse the stored text again. */
 void crab_turn_keep_envelope(struct turn *tr, json_t *envelope);
 
+/* The gateway's config changed (a reload): turns.max_concurrent and the context's
+ * config are read again. Running turns keep the config they started under. */
+void crab_turns_reconfigure(struct crab_turns *t);
+
 /* Stops starting turns (shutdown); running ones go on until they finish or are freed. */
 void crab_turns_drain(struct crab_turns *t);
 /* Turns running now. */

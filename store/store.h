@@ -330,6 +330,22 @@ int crab_store_dlq_replay(struct crab_store *st, const char *dead_letter_id,
  * *revision gets the revision in force. */
 int crab_store_config_revision(struct crab_store *st, const char *yaml, const char *actor,
     const char *diff_summary, int64_t now_ms, int64_t *revision);
+/* The latest revision (0 when none) and, when yaml is not NULL, its YAML (malloc'd, NULL
+ * when none). */
+int crab_store_config_latest(struct crab_store *st, int64_t *revision, char **yaml);
+/* The YAML of one revision (malloc'd): 1 found, 0 no such revision, -1 error. */
+int crab_store_config_get(struct crab_store *st, int64_t revision, char **yaml);
+/* Records a new revision, the latest + 1, whatever its YAML: *revision gets it. */
+int crab_store_config_insert(struct crab_store *st, const char *actor, const char *yaml,
+    const char *diff_summary, int64_t now_ms, int64_t *revision);
+/* Revisions newest first, at most limit, without their YAML; strings borrowed for the
+ * callback, which stops the walk by returning non-zero. */
+struct crab_store_config_rev {
+	int64_t revision, applied_at;
+	const char *actor, *diff_summary;
+};
+int crab_store_config_list(struct crab_store *st, int64_t limit,
+    int (*cb)(const struct crab_store_config_rev *r, void *arg), void *arg);
 
 /* Leases: bearer tokens stored only as SHA-256 hex hashes. */
 struct crab_store_lease {
