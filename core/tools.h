@@ -36,6 +36,7 @@ json_t *crab_tools_offer(struct crab_tools *t, const struct crab_config_agent *a
 struct crab_tool_call_args {
 	const struct crab_config_agent *agent;
 	const char *tenant_id, *session_id;
+	const char *memory_key; /* the session's; NULL or "": none */
 	const char *call_id;    /* <turn_id>:<n>: the same when a turn is run again */
 	const char *name;       /* as the model named it */
 	const char *arguments;  /* JSON text (an object) */

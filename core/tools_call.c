@@ -223,6 +223,8 @@ static char *call_body(const struct crab_tool_call_args *a, const char *tool)
 	crab_jobj_str(&b, "tenant_id", a->tenant_id);
 	crab_jobj_str(&b, "agent_id", a->agent->id);
 	crab_jobj_str(&b, "session_id", a->session_id);
+	if (a->memory_key != NULL && a->memory_key[0] != '\0')
+		crab_jobj_str(&b, "memory_key", a->memory_key);
 	crab_jobj_int(&b, "deadline_ms", a->deadline_ms);
 	crab_jobj_close(&b);
 	crab_jobj_close(&b);

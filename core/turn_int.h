@@ -88,6 +88,7 @@ struct turn {
 	char error_code[64];
 	char *error_message;
 	/* tools (turn_tools.c) */
+	char memory_key[CRAB_STORE_NAME_MAX]; /* the session's, for tool calls' context */
 	json_t *offer;         /* the tools the model is shown; NULL: none */
 	char *req_rest;        /* the request's members after its messages, "...}" */
 	struct crab_buf chain; /* this turn's messages after its input: calls and results */

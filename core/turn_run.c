@@ -167,6 +167,19 @@ static int write_started(struct crab_store *st, struct turn *tr)
 	});
 }
 
+/* What the agent's turn reads besides the event: the history, and the session's memory
+ * key when the agent may use tools (their context carries it). */
+static int load_agent_needs(struct crab_store *st, struct turn *tr)
+{
+	struct crab_store_session s;
+
+	tr->memory_key[0] = '\0';
+	if (tr->agent->ntools_allow > 0 &&
+	    crab_store_session_get(st, tr->ev.tenant_id, tr->ev.session_id, &s) == 1)
+		crab_strlcpy(tr->memory_key, s.memory_key, sizeof(tr->memory_key));
+	return load_history(st, tr);
+}
+
 /* A new turn of the event in tr->ev: its agent and model, turn.started, the history. */
 static int begin_new(struct crab_store *st, struct turn *tr)
 {
@@ -176,7 +189,7 @@ static int begin_new(struct crab_store *st, struct turn *tr)
 	tr->model = tr->agent ? crab_config_model_find(cfg, tr->agent->model) : NULL;
 	if (write_started(st, tr) != 0)
 		return -1;
-	return tr->agent != NULL ? load_history(st, tr) : 0;
+	return tr->agent != NULL ? load_agent_needs(st, tr) : 0;
 }
 
 /* The store side of a turn's start: read the event, store turn.started (or find the turn
@@ -212,7 +225,7 @@ static int begin_work(struct crab_store *st, struct turn *tr)
 	crab_strlcpy(tr->turn_id, prior.id, sizeof(tr->turn_id)); /* a crash cut it */
 	tr->agent = crab_config_agent_find(cfg, tr->ev.agent_id);
 	tr->model = tr->agent ? crab_config_model_find(cfg, tr->agent->model) : NULL;
-	return tr->agent != NULL ? load_history(st, tr) : 0;
+	return tr->agent != NULL ? load_agent_needs(st, tr) : 0;
 }
 
 int crab_turn_begin_accepted(struct crab_store *st, struct turn *tr,

@@ -169,7 +169,8 @@ void crab_turn_tools_run(struct turn *tr, void (*then)(struct turn *tr))
 		tc->started_at = crab_clock_now_ms();
 		tc->call = crab_tools_call(tr->t->gw->tools, &(struct crab_tool_call_args){
 			.agent = tr->agent, .tenant_id = tr->ev.tenant_id,
-			.session_id = tr->ev.session_id, .call_id = tc->call_id,
+			.session_id = tr->ev.session_id, .memory_key = tr->memory_key,
+			.call_id = tc->call_id,
 			.name = name ? name : "", .arguments = tc->arguments,
 			.deadline_ms = tr->agent->tools_deadline_ms}, call_done, tc);
 	}

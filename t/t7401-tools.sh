@@ -122,6 +122,7 @@ test_expect_success 'tenants apart: acme cannot read what family stored; family 
 	acme "read the note" && completed_with "acme looked" &&
 	requests "read the note" >r.json && tool_result t1 | grep -q not_found &&
 	jq -se "map(select(.tool == \"test.note_get\")) | length == 1 and .[0].context.tenant_id == \"acme\"" "$TRASH/tools.log" >/dev/null &&
+	jq -se "all(.[]; (.context.memory_key | type) == \"string\" and (.context.memory_key | length) > 0)" "$TRASH/tools.log" >/dev/null &&
 	script "[{\"tool_calls\":[{\"id\":\"t2\",\"name\":\"test__note_get\",\"arguments\":{\"key\":\"k\"}}]}, {\"text\":\"family looked\"}]" &&
 	family "read my note" && completed_with "family looked" &&
 	requests "read my note" >r.json && test "$(tool_result t2)" = "family data"
