@@ -125,7 +125,10 @@ BUILTIN_SRC := \
 	modules/echo/echo.c \
 	modules/openai/openai.c \
 	modules/openai/openai_req.c \
-	modules/openai/openai_sse.c
+	modules/openai/openai_sse.c \
+	modules/anthropic/anthropic.c \
+	modules/anthropic/anthropic_req.c \
+	modules/anthropic/anthropic_sse.c
 
 LIB_SRC := $(CORE_SRC) $(STORE_SRC) $(BUILTIN_SRC)
 
@@ -141,6 +144,7 @@ UNIT_TESTS := \
 	t/unit/test_storeq \
 	t/unit/test_abi \
 	t/unit/test_openai_sse \
+	t/unit/test_anthropic_sse \
 	t/unit/test_router \
 	t/unit/test_identity \
 	t/unit/test_peers \
@@ -176,7 +180,8 @@ TEST_OBJ := $(LIB_SRC:%.c=build/test/%.o)
 SO_CFLAGS := -std=c11 $(WARN) -fvisibility=hidden -fPIC -shared -O2 -g -I.
 MODULES_SO := \
 	modules/example/example.so \
-	modules/openai/openai.so
+	modules/openai/openai.so \
+	modules/anthropic/anthropic.so
 
 .PHONY: all run test bench soak fuzz clean install static test-static
 all: crab $(MODULES_SO)
@@ -225,6 +230,13 @@ OPENAI_SRC := $(filter modules/openai/%,$(BUILTIN_SRC))
 modules/openai/openai.so: $(OPENAI_SRC) modules/openai/openai_int.h abi/crab_module_v1.h Makefile
 	@echo "  CC-SO   $@"
 	$(Q)$(CC) $(SO_CFLAGS) $(shell pkg-config --cflags jansson) -o $@ $(OPENAI_SRC) \
+		$(shell pkg-config --libs jansson)
+
+# The anthropic adapter as a .so, the same way.
+ANTHROPIC_SRC := $(filter modules/anthropic/%,$(BUILTIN_SRC))
+modules/anthropic/anthropic.so: $(ANTHROPIC_SRC) modules/anthropic/anthropic_int.h abi/crab_module_v1.h Makefile
+	@echo "  CC-SO   $@"
+	$(Q)$(CC) $(SO_CFLAGS) $(shell pkg-config --cflags jansson) -o $@ $(ANTHROPIC_SRC) \
 		$(shell pkg-config --libs jansson)
 
 build/test/t/helpers/%: build/test/t/helpers/%.o $(TEST_OBJ)
