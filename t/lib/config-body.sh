@@ -183,15 +183,16 @@ test_expect_success 'revert: revision 1 again, as revision 3, byte for byte' '
 	test "$(counts)" = "3|2"
 '
 
+# hup_revision N: the running config is revision N (a condition for wait_until).
+hup_revision() { test "$(cfg_get .revision)" = "$1"; }
+
 test_expect_success 'SIGHUP with a good file applies it (actor sighup)' '
 	variant hup.yaml "s/max_tokens: 100/max_tokens: 400/" && cp hup.yaml gw/crab.yaml &&
 	kill -HUP "$GW_PID" &&
-	wait_until 10 test "$(cfg_get .revision)" = 4 &&
+	wait_until 10 hup_revision 4 &&
 	test "$(store_sql gw "SELECT actor FROM config_revisions WHERE revision = 4")" = sighup &&
 	max_tokens_is 400 && kill -0 "$GW_PID"
 '
-
-hup_revision() { test "$(cfg_get .revision)" = "$1"; }
 
 test_expect_success 'SIGHUP with a bad file keeps the running config, and says why' '
 	cp gw/crab.yaml good.yaml && n0=$(counts) &&
@@ -312,7 +313,7 @@ test_expect_success 'the revisions list, the config_revisions rows and the confi
 	diff applied_rows events &&
 	store_sql gw "SELECT payload FROM event_outbox WHERE type IN ('"'"'config.applied'"'"', '"'"'config.reverted'"'"')" |
 		jq -e -s "all(.[]; .session_id == null and .tenant_id == null and (.seq | type) == \"number\")" &&
-	test "$(jq length rows)" -ge 6 &&
+	test "$(jq length rows)" -ge 5 &&
 	test "$(jq -r ".running" revs.json)" = "$(cfg_get .revision)" &&
 	store_sql gw "SELECT yaml FROM config_revisions WHERE revision = $(cfg_get .revision)" >last.yaml &&
 	{ cfg_get .yaml; echo; } >running.yaml && diff last.yaml running.yaml
