@@ -123,6 +123,13 @@ STORE_SRC := \
 # Built-in modules: the same sources a .so would be made of, compiled with -DCRAB_BUILTIN.
 BUILTIN_SRC := \
 	modules/echo/echo.c \
+	modules/common/adapter_buf.c \
+	modules/common/adapter_config.c \
+	modules/common/adapter_msg.c \
+	modules/common/adapter_req.c \
+	modules/common/adapter_retry.c \
+	modules/common/adapter_sink.c \
+	modules/common/sse.c \
 	modules/openai/openai.c \
 	modules/openai/openai_req.c \
 	modules/openai/openai_sse.c \
@@ -225,16 +232,26 @@ modules/%.so: modules/%.c abi/crab_module_v1.h Makefile
 	@echo "  CC-SO   $@"
 	$(Q)$(CC) $(SO_CFLAGS) -o $@ $<
 
+# The code the adapters share (modules/common/README.md): once in crab through
+# BUILTIN_SRC, and compiled into each adapter's .so, where -fvisibility=hidden keeps it
+# that .so's own. Headers below */ are not in the pattern rules' */*.h.
+COMMON_SRC := $(filter modules/common/%,$(BUILTIN_SRC))
+COMMON_H := $(wildcard modules/common/*.h)
+$(BUILTIN_SRC:%.c=build/release/%.o) $(BUILTIN_SRC:%.c=build/test/%.o): $(COMMON_H) \
+	$(wildcard modules/*/*_int.h)
+build/test/t/unit/test_openai_sse.o build/test/t/unit/test_anthropic_sse.o: t/unit/sse_splits.h \
+	$(COMMON_H)
+
 # The openai adapter as a .so: its own sources and its own jansson, as an author's.
-OPENAI_SRC := $(filter modules/openai/%,$(BUILTIN_SRC))
-modules/openai/openai.so: $(OPENAI_SRC) modules/openai/openai_int.h abi/crab_module_v1.h Makefile
+OPENAI_SRC := $(filter modules/openai/%,$(BUILTIN_SRC)) $(COMMON_SRC)
+modules/openai/openai.so: $(OPENAI_SRC) modules/openai/openai_int.h $(COMMON_H) abi/crab_module_v1.h Makefile
 	@echo "  CC-SO   $@"
 	$(Q)$(CC) $(SO_CFLAGS) $(shell pkg-config --cflags jansson) -o $@ $(OPENAI_SRC) \
 		$(shell pkg-config --libs jansson)
 
 # The anthropic adapter as a .so, the same way.
-ANTHROPIC_SRC := $(filter modules/anthropic/%,$(BUILTIN_SRC))
-modules/anthropic/anthropic.so: $(ANTHROPIC_SRC) modules/anthropic/anthropic_int.h abi/crab_module_v1.h Makefile
+ANTHROPIC_SRC := $(filter modules/anthropic/%,$(BUILTIN_SRC)) $(COMMON_SRC)
+modules/anthropic/anthropic.so: $(ANTHROPIC_SRC) modules/anthropic/anthropic_int.h $(COMMON_H) abi/crab_module_v1.h Makefile
 	@echo "  CC-SO   $@"
 	$(Q)$(CC) $(SO_CFLAGS) $(shell pkg-config --cflags jansson) -o $@ $(ANTHROPIC_SRC) \
 		$(shell pkg-config --libs jansson)

@@ -1,17 +1,19 @@
 /* anthropic.c: the built-in model adapter "anthropic": Anthropic's Messages API
  * (shared/protocols/anthropic-messages.md). One instance per model entry of the
  * configuration, all state in its context; written only against abi/crab_module_v1.h,
- * libc and jansson, so it also builds as a .so.
+ * libc, jansson and the code the adapters share (modules/common/), so it also builds as
+ * a .so.
  *
  * A request: the neutral JSON mapped (anthropic_req.c), POST {base_url}/v1/messages
  * through the host's HTTP client, the event stream assembled (anthropic_sse.c) into sink
  * calls. The credential is an API key (x-api-key) or, for an entry with `auth:`, a bearer
  * token the host lends through auth_token, asked for before each attempt and once more
  * after a 401. Failures before anything reached the sink are retried with exponential
- * backoff and full jitter, or after what retry-after asks, within one overall deadline;
- * once text went out an error is reported, never retried invisibly. */
+ * backoff and full jitter, or after what retry-after asks, within one overall deadline
+ * (modules/common/adapter_retry.h); once text went out an error is reported, never
+ * retried invisibly. */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* strptime, timegm, explicit_bzero when built as a .so */
+#define _GNU_SOURCE /* explicit_bzero when built as a .so */
 #endif
 #include <jansson.h>
 #include <stdarg.h>
@@ -19,27 +21,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "abi/crab_module_v1.h"
 #include "modules/anthropic/anthropic_int.h"
+#include "modules/common/adapter_buf.h"
+#include "modules/common/adapter_config.h"
+#include "modules/common/adapter_msg.h"
+#include "modules/common/adapter_retry.h"
+#include "modules/common/adapter_sink.h"
 
 #define DEFAULT_BASE_URL "https://api.anthropic.com"
 #define DEFAULT_VERSION "2023-06-01"
 #define DEFAULT_TIMEOUT_S 120
 #define DEFAULT_MAX_RETRIES 3
 #define DEFAULT_MAX_TOKENS 4096
-#define BACKOFF_BASE_MS 500
-#define BACKOFF_CAP_MS 8000
-#define RETRY_AFTER_MAX_MS 120000
 #define KEY_MAX 4096
 #define TOKEN_MAX 16384
 #define MAX_CONFIG_HEADERS 32
 #define ERROR_BODY_MAX (64u << 10)   /* kept of an error answer; the rest is dropped */
 #define JSON_BODY_MAX (16u << 20)    /* a whole (non-streamed) answer */
 #define RESPONSE_MAX ((size_t)64 << 20)
-#define HINT_NONE (-1)
-#define HINT_TOO_LONG (-2)
 
 struct ant_call;
 
@@ -70,8 +71,7 @@ struct ant_ticket {
 struct ant_call {
 	struct ant *o;
 	struct ant_call *next, **prevp;
-	struct crab_model_sink_v1 sink;
-	void *sink_arg;
+	struct adapter_sink sink; /* with cancelled, and emitted: text or a call went out */
 	char *body, *early_error;
 	size_t body_len;
 	int stream;
@@ -80,7 +80,7 @@ struct ant_call {
 	struct crab_http_call_v1 *http;
 	struct crab_timer_v1 *timer;
 	int depth;   /* inside our callbacks: the outermost frees */
-	int cancelled, ended, emitted;
+	int ended;
 	/* auth: */
 	char *token;               /* the bearer the last attempt used */
 	struct ant_ticket *ticket; /* a question to the host not answered yet */
@@ -101,23 +101,10 @@ struct ant_call {
 
 /* ---- messages: never the key or the token ---- */
 
-static void scrub_one(char *msg, const char *secret)
-{
-	size_t slen = secret ? strlen(secret) : 0;
-	char *p;
-
-	if (slen < 4)
-		return;
-	while ((p = strstr(msg, secret)) != NULL) {
-		memcpy(p, "***", 3);
-		memmove(p + 3, p + slen, strlen(p + slen) + 1);
-	}
-}
-
 static void scrub(const struct ant_call *c, char *msg)
 {
-	scrub_one(msg, c->o->key);
-	scrub_one(msg, c->token);
+	adapter_scrub(msg, c->o->key);
+	adapter_scrub(msg, c->token);
 }
 
 static void end_error(struct ant_call *c, const char *code, int retryable, const char *fmt, ...)
@@ -133,17 +120,17 @@ static void end_error(struct ant_call *c, const char *code, int retryable, const
 	va_end(ap);
 	scrub(c, msg);
 	c->ended = 1;
-	if (c->cancelled)
+	if (c->sink.cancelled)
 		return;
 	LOG(c->o, CRAB_LOG_V1_INFO, "[%s] request failed: %s: %s", c->o->id, code, msg);
-	c->sink.on_error(c->sink_arg, code, msg, retryable);
+	c->sink.ops.on_error(c->sink.arg, code, msg, retryable);
 }
 
 static void end_done(struct ant_call *c, const char *stop_reason)
 {
 	c->ended = 1;
-	if (!c->cancelled)
-		c->sink.on_done(c->sink_arg, stop_reason);
+	if (!c->sink.cancelled)
+		c->sink.ops.on_done(c->sink.arg, stop_reason);
 }
 
 /* ---- the call's life ---- */
@@ -179,94 +166,15 @@ static void call_release(struct ant_call *c)
 /* Leaves one of our callbacks: the outermost frees a call that ended meanwhile. */
 static void call_leave(struct ant_call *c)
 {
-	if (--c->depth == 0 && (c->ended || c->cancelled))
+	if (--c->depth == 0 && (c->ended || c->sink.cancelled))
 		call_release(c);
 }
 
-static void out_text(void *arg, const char *text, size_t len)
-{
-	struct ant_call *c = arg;
-	if (c->cancelled)
-		return;
-	c->emitted = 1;
-	c->sink.on_text(c->sink_arg, text, len);
-}
+/* The assembler's calls go to the sink, the call's struct adapter_sink their arg. */
+static const struct ant_out call_out = {adapter_sink_text, adapter_sink_tool_call,
+	adapter_sink_usage};
 
-static void out_tool_call(void *arg, const char *call, size_t len)
-{
-	struct ant_call *c = arg;
-	if (c->cancelled)
-		return;
-	c->emitted = 1;
-	if (c->sink.on_tool_call != NULL)
-		c->sink.on_tool_call(c->sink_arg, call, len);
-}
-
-static void out_usage(void *arg, int64_t in, int64_t out)
-{
-	struct ant_call *c = arg;
-	if (!c->cancelled && c->sink.on_usage != NULL)
-		c->sink.on_usage(c->sink_arg, in, out);
-}
-
-static const struct ant_out call_out = {out_text, out_tool_call, out_usage};
-
-/* ---- retries ---- */
-
-static uint64_t rng_next(struct ant *o)
-{
-	o->rng ^= o->rng << 13;
-	o->rng ^= o->rng >> 7;
-	o->rng ^= o->rng << 17;
-	return o->rng;
-}
-
-/* Full jitter: anywhere from 0 to min(cap, base * 2^attempt). */
-static int64_t backoff_ms(struct ant *o, int attempt)
-{
-	int64_t ceiling = BACKOFF_BASE_MS;
-
-	for (int i = 0; i < attempt && ceiling < BACKOFF_CAP_MS; i++)
-		ceiling *= 2;
-	if (ceiling > BACKOFF_CAP_MS)
-		ceiling = BACKOFF_CAP_MS;
-	return (int64_t)(rng_next(o) % (uint64_t)(ceiling + 1));
-}
-
-/* What the answer's headers ask: retry-after-ms (float ms), else retry-after (seconds,
- * or an HTTP date). HINT_NONE when neither says something usable, HINT_TOO_LONG
- * beyond RETRY_AFTER_MAX_MS. */
-static int64_t retry_hint(struct ant_call *c, char *said, size_t saidlen)
-{
-	double v = -1;
-	char *end;
-
-	if (c->retry_after_ms[0] != '\0') {
-		v = strtod(c->retry_after_ms, &end);
-		if (end == c->retry_after_ms || *end != '\0' || !(v > 0))
-			v = -1;
-		snprintf(said, saidlen, "retry-after-ms %s", c->retry_after_ms);
-	}
-	if (v < 0 && c->retry_after[0] != '\0') {
-		struct tm tm;
-		snprintf(said, saidlen, "retry-after %s", c->retry_after);
-		v = strtod(c->retry_after, &end);
-		if (end != c->retry_after && *end == '\0') {
-			v = v > 0 ? v * 1000 : -1;
-		} else {
-			memset(&tm, 0, sizeof(tm));
-			end = strptime(c->retry_after, "%a, %d %b %Y %H:%M:%S", &tm);
-			v = end != NULL ? (double)timegm(&tm) * 1000 - (double)c->o->host->now_ms() : -1;
-			if (!(v > 0))
-				v = -1;
-		}
-	}
-	if (v < 0)
-		return HINT_NONE;
-	if (v > RETRY_AFTER_MAX_MS)
-		return HINT_TOO_LONG;
-	return (int64_t)v + (v > (double)(int64_t)v);
-}
+/* ---- retries (modules/common/adapter_retry.h) ---- */
 
 static void attempt_begin(struct ant_call *c);
 
@@ -290,25 +198,17 @@ static void retry_or_fail(struct ant_call *c, int transient, const char *code, i
     const char *msg)
 {
 	struct ant *o = c->o;
-	char said[128] = "", logged[1024];
-	int64_t hint = retry_hint(c, said, sizeof(said)), delay, now = o->host->now_ms();
-	char tail[64] = "";
+	struct adapter_attempt a = {
+		.transient = transient, .emitted = c->sink.emitted, .attempt = c->attempt,
+		.max_retries = o->max_retries, .now_ms = o->host->now_ms(),
+		.deadline_ms = c->deadline, .timeout_ms = o->timeout_ms,
+		.retry_after_ms = c->retry_after_ms, .retry_after = c->retry_after,
+	};
+	char report[1024], logged[1024];
+	int64_t delay = adapter_retry_next(&o->rng, &a, msg, report, sizeof(report));
 
-	if (c->attempt > 0)
-		snprintf(tail, sizeof(tail), " (after %d attempts)", c->attempt + 1);
-	if (!transient || c->emitted || c->attempt >= o->max_retries) {
-		end_error(c, code, retryable, "%s%s", msg, tail);
-		return;
-	}
-	if (hint == HINT_TOO_LONG) {
-		end_error(c, code, retryable, "%s; the provider asks to wait longer than %d s "
-		    "(%s): not retried", msg, RETRY_AFTER_MAX_MS / 1000, said);
-		return;
-	}
-	delay = hint != HINT_NONE ? hint : backoff_ms(o, c->attempt);
-	if (now + delay >= c->deadline) {
-		end_error(c, code, retryable, "%s%s; no time left for another attempt within "
-		    "timeout_s %lld", msg, tail, (long long)(o->timeout_ms / 1000));
+	if (delay < 0) {
+		end_error(c, code, retryable, "%s", report);
 		return;
 	}
 	c->attempt++;
@@ -375,7 +275,7 @@ static void token_answer(void *arg, const char *token, const char *error)
 		return; /* the call was cancelled or freed meanwhile */
 	c->ticket = NULL;
 	c->depth++;
-	if (!c->cancelled) {
+	if (!c->sink.cancelled) {
 		if (token != NULL && token_ok(token)) {
 			forget_token(c);
 			if ((c->token = strdup(token)) == NULL)
@@ -486,23 +386,7 @@ static void on_header(void *arg, int status, const char *line, size_t len)
 
 static int keep(struct ant_call *c, const char *data, size_t len, size_t max)
 {
-	size_t cap;
-	char *b;
-
-	if (len > max - c->buf_len)
-		return -1;
-	if (c->buf_len + len + 1 > c->buf_cap) {
-		for (cap = c->buf_cap ? c->buf_cap : 4096; cap < c->buf_len + len + 1; cap *= 2)
-			;
-		if ((b = realloc(c->buf, cap)) == NULL)
-			return -1;
-		c->buf = b;
-		c->buf_cap = cap;
-	}
-	memcpy(c->buf + c->buf_len, data, len);
-	c->buf_len += len;
-	c->buf[c->buf_len] = '\0';
-	return 0;
+	return adapter_buf_add(&c->buf, &c->buf_len, &c->buf_cap, data, len, max);
 }
 
 static int is_2xx(int status)
@@ -536,7 +420,7 @@ static int on_data(void *arg, const char *data, size_t len)
 		size_t room = ERROR_BODY_MAX - c->buf_len;
 		keep(c, data, len < room ? len : room, ERROR_BODY_MAX);
 	}
-	if (c->cancelled)
+	if (c->sink.cancelled)
 		rc = -1;
 	call_leave(c);
 	return rc;
@@ -571,7 +455,7 @@ static void http_error(struct ant_call *c, int status)
 	rid = pid[0] ? pid : c->request_id;
 	snprintf(msg, sizeof(msg), "HTTP %d from the provider: %s%s%s%s%s%s", status, pmsg,
 	    ptype[0] ? " [" : "", ptype, ptype[0] ? "]" : "", rid[0] ? " request-id " : "", rid);
-	if (status == 401 && c->o->use_auth && !c->refreshed && !c->emitted) {
+	if (status == 401 && c->o->use_auth && !c->refreshed && !c->sink.emitted) {
 		/* the token may have just expired or been revoked: one fresh one, at once */
 		char logged[sizeof(msg)];
 		c->refreshed = 1;
@@ -607,7 +491,8 @@ static void attempt_done(struct ant_call *c, int status, const char *error)
 	} else if (error != NULL) {
 		if (o->host->now_ms() + 250 >= c->deadline) {
 			end_error(c, "timeout", 1, "no complete answer within timeout_s %lld%s",
-			    (long long)(o->timeout_ms / 1000), c->emitted ? " (the answer is cut)" : "");
+			    (long long)(o->timeout_ms / 1000), c->sink.emitted ? " (the answer is cut)" :
+			    "");
 		} else if (is_2xx(c->status) && sse_mode(c)) {
 			/* the stream broke: complete if its message was (a stop reason, no block
 			 * open), else cut where the assembler says */
@@ -623,7 +508,7 @@ static void attempt_done(struct ant_call *c, int status, const char *error)
 				retry_or_fail(c, 1, code, retryable, msg); /* not once text went out */
 			else
 				end_error(c, code, retryable, "%s", msg);
-		} else if (c->emitted) {
+		} else if (c->sink.emitted) {
 			end_error(c, "stream_cut", 1, "the connection failed after the answer had "
 			    "begun: %.300s", error);
 		} else if (c->status != 0) {
@@ -663,7 +548,7 @@ static void on_done(void *arg, int status, const char *body, size_t len, const c
 
 	c->http = NULL;
 	c->depth++;
-	if (!c->cancelled)
+	if (!c->sink.cancelled)
 		attempt_done(c, status, error);
 	call_leave(c);
 }
@@ -693,7 +578,7 @@ static int attempt_start(struct ant_call *c)
 	};
 
 	ant_stream_free(c->sse);
-	if ((c->sse = ant_stream_new(NULL, &call_out, c)) == NULL)
+	if ((c->sse = ant_stream_new(NULL, &call_out, &c->sink)) == NULL)
 		return -1;
 	c->status = c->json_body = c->sse_body = c->failed = c->too_large = 0;
 	c->should_retry = -1;
@@ -742,13 +627,13 @@ static int ant_start(void *ctx, const char *request, size_t len,
 		LOG(o, CRAB_LOG_V1_WARN, "[%s] this host lends no HTTP client or timers", o->id);
 		return -1;
 	}
-	if (sink == NULL || sink->size < offsetof(struct crab_model_sink_v1, on_error) +
-	    sizeof(sink->on_error) || sink->on_text == NULL || sink->on_done == NULL ||
-	    sink->on_error == NULL || (c = calloc(1, sizeof(*c))) == NULL)
+	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return -1;
-	memcpy(&c->sink, sink, sizeof(c->sink));
+	if (adapter_sink_init(&c->sink, sink, sink_arg) != 0) {
+		free(c);
+		return -1;
+	}
 	c->o = o;
-	c->sink_arg = sink_arg;
 	c->deadline = o->host->now_ms() + o->timeout_ms;
 	c->body = ant_request_build(request, len, &opts, &c->body_len, &c->stream, err, sizeof(err));
 	c->next = o->calls;
@@ -768,7 +653,7 @@ static int ant_start(void *ctx, const char *request, size_t len,
 	*handle = c;
 	return 0;
 fail:
-	c->cancelled = 1;
+	c->sink.cancelled = 1;
 	call_release(c);
 	return -1;
 }
@@ -778,7 +663,7 @@ static void ant_cancel(void *ctx, void *handle)
 	struct ant_call *c = handle;
 	(void)ctx;
 
-	c->cancelled = 1;
+	c->sink.cancelled = 1;
 	if (c->http != NULL)
 		c->o->host->http_cancel(c->http);
 	if (c->timer != NULL)
@@ -794,7 +679,7 @@ static void ant_cancel(void *ctx, void *handle)
 static void ant_free(struct ant *o)
 {
 	while (o->calls != NULL) {
-		o->calls->cancelled = 1;
+		o->calls->sink.cancelled = 1;
 		call_release(o->calls);
 	}
 	if (o->key != NULL) {
@@ -808,38 +693,6 @@ static void ant_free(struct ant *o)
 	free(o->url);
 	free(o->model);
 	free(o);
-}
-
-/* An integer key (or a string of one) within [min, max]; def when absent. */
-static int config_int(struct ant *o, json_t *cfg, const char *key, long long def, long long min,
-    long long max, long long *out)
-{
-	json_t *v = json_object_get(cfg, key);
-	char *end;
-
-	*out = def;
-	if (v == NULL || json_is_null(v))
-		return 0;
-	if (json_is_integer(v)) {
-		*out = json_integer_value(v);
-	} else { /* YAML may quote it */
-		const char *str = json_string_value(v);
-		*out = str ? strtoll(str, &end, 10) : min - 1;
-		if (str == NULL || end == str || *end != '\0')
-			*out = min - 1;
-	}
-	if (*out < min || *out > max) {
-		LOG(o, CRAB_LOG_V1_WARN, "[%s] %s must be an integer from %lld to %lld", o->id, key,
-		    min, max);
-		return -1;
-	}
-	return 0;
-}
-
-static char *config_str(json_t *cfg, const char *key, const char *def)
-{
-	const char *v = json_string_value(json_object_get(cfg, key));
-	return (v != NULL && v[0] != '\0') ? strdup(v) : def ? strdup(def) : NULL;
 }
 
 static int add_header(struct ant *o, const char *name, const char *value)
@@ -884,16 +737,16 @@ static int config_header(struct ant *o, const char *name, json_t *v)
 
 static int configure(struct ant *o, json_t *cfg)
 {
-	char *base = config_str(cfg, "base_url", DEFAULT_BASE_URL), key[KEY_MAX];
-	char *version = config_str(cfg, "anthropic_version", DEFAULT_VERSION);
+	char *base = adapter_config_str(cfg, "base_url", DEFAULT_BASE_URL), key[KEY_MAX], why[128];
+	char *version = adapter_config_str(cfg, "anthropic_version", DEFAULT_VERSION);
 	const char *s, *name;
 	long long timeout_s, retries;
 	json_t *v, *hv, *auth = json_object_get(cfg, "auth");
 	size_t n;
 	int rc = -1;
 
-	o->id = config_str(cfg, "id", "anthropic");
-	o->model = config_str(cfg, "model", json_string_value(json_object_get(cfg, "id")));
+	o->id = adapter_config_str(cfg, "id", "anthropic");
+	o->model = adapter_config_str(cfg, "model", json_string_value(json_object_get(cfg, "id")));
 	o->headers = calloc(MAX_CONFIG_HEADERS, sizeof(*o->headers));
 	if (base == NULL || version == NULL || o->id == NULL || o->headers == NULL)
 		goto done;
@@ -906,10 +759,13 @@ static int configure(struct ant *o, json_t *cfg)
 	if ((o->url = malloc(n + sizeof("/v1/messages"))) == NULL)
 		goto done;
 	snprintf(o->url, n + sizeof("/v1/messages"), "%s/v1/messages", base);
-	if (config_int(o, cfg, "timeout_s", DEFAULT_TIMEOUT_S, 1, 3600, &timeout_s) != 0 ||
-	    config_int(o, cfg, "max_retries", DEFAULT_MAX_RETRIES, 0, 10, &retries) != 0 ||
-	    config_int(o, cfg, "max_tokens", DEFAULT_MAX_TOKENS, 1, 1000000, &o->max_tokens) != 0)
+	if (adapter_config_int(cfg, "timeout_s", DEFAULT_TIMEOUT_S, 1, 3600, &timeout_s, why,
+	    sizeof(why)) != 0 || adapter_config_int(cfg, "max_retries", DEFAULT_MAX_RETRIES, 0, 10,
+	    &retries, why, sizeof(why)) != 0 || adapter_config_int(cfg, "max_tokens",
+	    DEFAULT_MAX_TOKENS, 1, 1000000, &o->max_tokens, why, sizeof(why)) != 0) {
+		LOG(o, CRAB_LOG_V1_WARN, "[%s] %s", o->id, why);
 		goto done;
+	}
 	o->timeout_ms = timeout_s * 1000;
 	o->max_retries = (int)retries;
 	if (add_header(o, "Content-Type", "application/json") != 0 ||
@@ -969,10 +825,7 @@ static int ant_init(const struct crab_host_v1 *host, struct crab_self_v1 *self,
 	}
 	o->host = host;
 	o->self = self;
-	o->rng = (uint64_t)(uintptr_t)o * 0x9E3779B97F4A7C15ull ^
-	    (uint64_t)(CRAB_HOST_HAS(host, now_ms) ? host->now_ms() : 0) ^ (uint64_t)clock();
-	if (o->rng == 0)
-		o->rng = 0x2545F4914F6CDD1Dull;
+	o->rng = adapter_rng_seed(o, CRAB_HOST_HAS(host, now_ms) ? host->now_ms() : 0);
 	if (configure(o, cfg) != 0) {
 		json_decref(cfg);
 		ant_free(o);

@@ -1,7 +1,8 @@
 /* anthropic_int.h: the anthropic adapter's internal parts, pure and testable without a
  * network (t/unit/test_anthropic_sse.c): the request mapping (anthropic_req.c) and the
- * Messages event-stream assembler (anthropic_sse.c). Only jansson and libc; no host, no
- * loop. The wire format is shared/protocols/anthropic-messages.md. */
+ * Messages event-stream assembler (anthropic_sse.c). Only jansson, libc and
+ * modules/common/; no host, no loop. The wire format is
+ * shared/protocols/anthropic-messages.md. */
 #ifndef CRAB_ANTHROPIC_INT_H
 #define CRAB_ANTHROPIC_INT_H
 

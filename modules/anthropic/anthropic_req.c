@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "modules/anthropic/anthropic_int.h"
+#include "modules/common/adapter_msg.h"
+#include "modules/common/adapter_req.h"
 
 /* Some JSON as text: itself when it is a string, else its compact encoding. */
 static char *as_text(json_t *v)
@@ -262,26 +264,9 @@ char *ant_request_build(const char *req, size_t req_len, const struct ant_req_op
 	const char *model, *system;
 	char *body = NULL, *sys = NULL;
 	long long max_tokens = opt->max_tokens;
-	json_error_t e;
 
-	if (errlen > 0)
-		err[0] = '\0';
-	if ((in = json_loadb(req, req_len, 0, &e)) == NULL || !json_is_object(in)) {
-		snprintf(err, errlen, "the request is not a JSON object%s%s", in ? "" : ": ",
-		    in ? "" : e.text);
+	if ((in = adapter_req_parse(req, req_len, opt->model, &model, err, errlen)) == NULL)
 		goto done;
-	}
-	model = json_string_value(json_object_get(in, "model"));
-	if (model == NULL || model[0] == '\0')
-		model = opt->model;
-	if (model == NULL || model[0] == '\0') {
-		snprintf(err, errlen, "no model: neither the request nor the configuration names one");
-		goto done;
-	}
-	if (!json_is_array(json_object_get(in, "messages"))) {
-		snprintf(err, errlen, "the request has no messages array");
-		goto done;
-	}
 	if ((msgs = map_messages(json_object_get(in, "messages"), sys_more, err, errlen)) == NULL)
 		goto done;
 	if (json_array_size(msgs) == 0) {
@@ -326,51 +311,15 @@ done:
 	return body;
 }
 
-/* Copies at most max bytes of s, cut at a UTF-8 boundary, control characters as
- * spaces. */
-static void clean_copy(char *out, size_t outlen, const char *s, size_t n, size_t max)
-{
-	size_t k = 0;
-
-	if (outlen == 0)
-		return;
-	if (n > max) {
-		n = max;
-		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
-	}
-	for (size_t i = 0; i < n && k + 1 < outlen; i++)
-		out[k++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
-	while (k > 0 && out[k - 1] == ' ')
-		k--;
-	out[k] = '\0';
-}
-
 void ant_error_body(const char *body, size_t len, char *msg, size_t msglen, char *type,
     size_t typelen, char *request_id, size_t idlen)
 {
-	json_t *j = body && len ? json_loadb(body, len, 0, NULL) : NULL;
-	json_t *err = json_object_get(j, "error");
-	const char *m = NULL, *t = NULL, *id = json_string_value(json_object_get(j, "request_id"));
+	json_t *j = adapter_error_body(body, len, ANT_MSG_MAX, msg, msglen);
 
-	if (json_is_object(err)) {
-		m = json_string_value(json_object_get(err, "message"));
-		t = json_string_value(json_object_get(err, "type"));
-	} else if (json_is_string(err)) {
-		m = json_string_value(err);
-	} else if (json_is_object(j)) {
-		m = json_string_value(json_object_get(j, "message"));
-	}
-	if (m != NULL)
-		clean_copy(msg, msglen, m, strlen(m), ANT_MSG_MAX);
-	else if (j == NULL && body != NULL && len > 0 && memchr(body, '<', len) == NULL)
-		clean_copy(msg, msglen, body, len, ANT_MSG_MAX); /* plain text, not an HTML page */
-	else if (msglen > 0)
-		snprintf(msg, msglen, "(no error message, %zu bytes of body)", len);
-	if (typelen > 0)
-		clean_copy(type, typelen, t ? t : "", t ? strlen(t) : 0, typelen - 1);
-	if (idlen > 0)
-		clean_copy(request_id, idlen, id ? id : "", id ? strlen(id) : 0, idlen - 1);
+	/* json_object_get is NULL for what is not an object */
+	adapter_clean_str(type, typelen, json_string_value(json_object_get(json_object_get(j,
+	    "error"), "type")));
+	adapter_clean_str(request_id, idlen, json_string_value(json_object_get(j, "request_id")));
 	json_decref(j);
 }
 

@@ -1,11 +1,9 @@
 /* anthropic_sse.c: the anthropic adapter's assembler. Server-sent events in any pieces
- * (the WHATWG rules: lines end at CRLF, LF or CR; "field:" with or without its space;
- * comments and unknown fields ignored; an event ends at a blank line) carrying the
- * Messages stream of shared/protocols/anthropic-messages.md §3, dispatched on the
- * `event:` name (else the data's `type`), or one whole Message object. Text goes out as
- * it comes; tool_use blocks are put together from their input_json_delta pieces and go
- * out, with the usage, once the message is complete. Everything kept is bounded
- * (struct ant_limits). */
+ * (framed by modules/common/sse.c) carrying the Messages stream of
+ * shared/protocols/anthropic-messages.md §3, dispatched on the `event:` name (else the
+ * data's `type`), or one whole Message object. Text goes out as it comes; tool_use
+ * blocks are put together from their input_json_delta pieces and go out, with the
+ * usage, once the message is complete. Everything kept is bounded (struct ant_limits). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strdup when built as a .so */
 #endif
@@ -16,6 +14,8 @@
 #include <string.h>
 
 #include "modules/anthropic/anthropic_int.h"
+#include "modules/common/adapter_buf.h"
+#include "modules/common/sse.h"
 
 enum { BLK_NONE, BLK_TEXT, BLK_TOOL, BLK_OTHER };
 
@@ -34,16 +34,7 @@ struct ant_stream {
 	void *arg;
 	int state; /* ANT_MORE, ANT_END or ANT_FAIL */
 
-	/* SSE */
-	char *line;
-	size_t line_len, line_cap;
-	int after_cr;   /* the last byte was CR: a LF right after it ends nothing */
-	int first_line; /* a BOM may begin it */
-	char *data;     /* this event's data lines, each followed by "\n" */
-	size_t data_len, data_cap;
-	int has_data;
-	char event[40]; /* this event's name; "" when none (or too long to be one we know) */
-	size_t events, unknown_lines;
+	struct sse sse;
 
 	/* the message */
 	int started;    /* message_start came */
@@ -78,28 +69,7 @@ static int fail(struct ant_stream *s, const char *code, int retryable, const cha
 	return ANT_FAIL;
 }
 
-/* Appends n bytes to a buffer that may not grow beyond max; -1 beyond it or out of
- * memory. Keeps a NUL after the bytes. */
-static int buf_add(char **buf, size_t *len, size_t *cap, const char *p, size_t n, size_t max)
-{
-	if (n > max || *len > max - n)
-		return -1;
-	if (*len + n + 1 > *cap) {
-		size_t c = *cap ? *cap : 256;
-		char *b;
-		while (c < *len + n + 1)
-			c *= 2;
-		if ((b = realloc(*buf, c)) == NULL)
-			return -1;
-		*buf = b;
-		*cap = c;
-	}
-	if (n > 0)
-		memcpy(*buf + *len, p, n);
-	*len += n;
-	(*buf)[*len] = '\0';
-	return 0;
-}
+static int on_event(void *arg, const struct sse_event *ev);
 
 struct ant_stream *ant_stream_new(const struct ant_limits *limits, const struct ant_out *out,
     void *arg)
@@ -119,7 +89,7 @@ struct ant_stream *ant_stream_new(const struct ant_limits *limits, const struct 
 	}
 	s->out = *out;
 	s->arg = arg;
-	s->first_line = 1;
+	sse_init(&s->sse, s->lim.max_line, on_event, s);
 	return s;
 }
 
@@ -133,8 +103,7 @@ void ant_stream_free(struct ant_stream *s)
 		free(s->blocks[i].json);
 	}
 	free(s->blocks);
-	free(s->line);
-	free(s->data);
+	sse_release(&s->sse);
 	free(s);
 }
 
@@ -259,8 +228,8 @@ static int block_start(struct ant_stream *s, json_t *obj)
 		/* input is {} in a stream; a non-empty one is where the pieces would start */
 		if (json_is_object(input) && json_object_size(input) > 0) {
 			char *d = json_dumps(input, JSON_COMPACT);
-			int rc = d == NULL || buf_add(&b->json, &b->json_len, &b->json_cap, d, strlen(d),
-			    s->lim.max_args) != 0;
+			int rc = d == NULL || adapter_buf_add(&b->json, &b->json_len, &b->json_cap, d,
+			    strlen(d), s->lim.max_args) != 0;
 			free(d);
 			if (rc)
 				return fail(s, "bad_response", 0, "cannot keep the input of '%.64s'", name);
@@ -296,7 +265,7 @@ static int block_delta(struct ant_stream *s, json_t *obj)
 		if (s->args_len + n > s->lim.max_args)
 			return fail(s, "bad_response", 0, "tool-use input longer than %zu bytes",
 			    s->lim.max_args);
-		if (buf_add(&b->json, &b->json_len, &b->json_cap, json_string_value(pj), n,
+		if (adapter_buf_add(&b->json, &b->json_len, &b->json_cap, json_string_value(pj), n,
 		    s->lim.max_args) != 0)
 			return fail(s, "bad_response", 0, "out of memory for tool-use input");
 		s->args_len += n;
@@ -411,110 +380,44 @@ int ant_stream_feed_json(struct ant_stream *s, const char *body, size_t len)
 
 /* ---- server-sent events ---- */
 
-static int dispatch(struct ant_stream *s)
+/* An event's name as this assembler knows it: one longer than any the API uses is "?",
+ * dispatched by nothing. */
+static const char *event_name(const char *name, size_t len)
 {
-	json_error_t e;
-	json_t *obj;
-	int rc;
-
-	if (!s->has_data) {
-		s->event[0] = '\0';
-		return ANT_MORE;
-	}
-	s->has_data = 0;
-	s->events++;
-	s->data[--s->data_len] = '\0'; /* the last line's "\n" */
-	obj = json_loadb(s->data, s->data_len, 0, &e);
-	s->data_len = 0;
-	if (obj == NULL)
-		return fail(s, "bad_response", 0, "the data of event '%s' is not JSON: %s",
-		    s->event[0] ? s->event : "(unnamed)", e.text);
-	rc = apply(s, s->event, obj);
-	json_decref(obj);
-	s->event[0] = '\0';
-	return rc;
+	return len < SSE_NAME_MAX ? name : "?";
 }
 
-/* One line, without its end. */
-static int line(struct ant_stream *s, const char *p, size_t n)
+/* One event. Nonzero, to stop the framer, once the message has ended or failed. */
+static int on_event(void *arg, const struct sse_event *ev)
 {
-	const char *colon, *v;
-	size_t field, vn;
+	struct ant_stream *s = arg;
+	const char *name = event_name(ev->name, ev->name_len);
+	json_error_t e;
+	json_t *obj;
 
-	if (s->first_line) {
-		s->first_line = 0;
-		if (n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
-			p += 3, n -= 3;
+	if ((obj = json_loadb(ev->data, ev->data_len, 0, &e)) == NULL) {
+		fail(s, "bad_response", 0, "the data of event '%s' is not JSON: %s",
+		    name[0] ? name : "(unnamed)", e.text);
+	} else {
+		apply(s, name, obj);
+		json_decref(obj);
 	}
-	if (n == 0)
-		return dispatch(s);
-	if (p[0] == ':')
-		return ANT_MORE; /* a comment, a keep-alive */
-	colon = memchr(p, ':', n);
-	field = colon ? (size_t)(colon - p) : n;
-	v = colon ? colon + 1 : p + n;
-	vn = (size_t)(p + n - v);
-	if (vn > 0 && v[0] == ' ')
-		v++, vn--;
-	if (field == 4 && memcmp(p, "data", 4) == 0) {
-		if (buf_add(&s->data, &s->data_len, &s->data_cap, v, vn, s->lim.max_line) != 0 ||
-		    buf_add(&s->data, &s->data_len, &s->data_cap, "\n", 1, s->lim.max_line) != 0)
-			return fail(s, "bad_response", 0, "an event's data is longer than %zu bytes",
-			    s->lim.max_line);
-		s->has_data = 1;
-	} else if (field == 5 && memcmp(p, "event", 5) == 0) {
-		/* a name longer than any the API uses is kept as "?": dispatched by nothing */
-		if (vn < sizeof(s->event)) {
-			memcpy(s->event, v, vn);
-			s->event[vn] = '\0';
-		} else {
-			snprintf(s->event, sizeof(s->event), "?");
-		}
-	} else if (!(field == 2 && memcmp(p, "id", 2) == 0) &&
-	    !(field == 5 && memcmp(p, "retry", 5) == 0)) {
-		s->unknown_lines++;
-	}
-	return ANT_MORE;
+	return s->state != ANT_MORE;
+}
+
+/* What the framer returned: a line or an event's data too long fails the stream. */
+static int framed(struct ant_stream *s, int rc)
+{
+	if (rc == SSE_TOO_LONG)
+		return fail(s, "bad_response", 0, "%s", sse_error(&s->sse));
+	return s->state;
 }
 
 int ant_stream_feed(struct ant_stream *s, const char *data, size_t len)
 {
-	const char *p = data, *end = data + len;
-
-	while (p < end && s->state == ANT_MORE) {
-		const char *eol;
-		size_t n;
-
-		if (s->after_cr) { /* CRLF, perhaps split between two pieces */
-			s->after_cr = 0;
-			if (*p == '\n') {
-				p++;
-				continue;
-			}
-		}
-		for (eol = p; eol < end && *eol != '\n' && *eol != '\r'; eol++)
-			;
-		n = (size_t)(eol - p);
-		if (eol == end || s->line_len > 0) {
-			/* a line begun in an earlier piece, or going on in a later one */
-			if (buf_add(&s->line, &s->line_len, &s->line_cap, p, n, s->lim.max_line) != 0)
-				return fail(s, "bad_response", 0, "an SSE line longer than %zu bytes",
-				    s->lim.max_line);
-			if (eol == end)
-				break;
-			n = s->line_len;
-			s->line_len = 0;
-			line(s, s->line, n);
-		} else if (n > s->lim.max_line) {
-			return fail(s, "bad_response", 0, "an SSE line longer than %zu bytes",
-			    s->lim.max_line);
-		} else {
-			line(s, p, n);
-		}
-		s->after_cr = *eol == '\r';
-		p = eol + 1;
-	}
-	return s->state;
+	if (s->state != ANT_MORE)
+		return s->state;
+	return framed(s, sse_feed(&s->sse, data, len));
 }
 
 static const char *stop_reason(const char *stop, size_t ntools)
@@ -607,17 +510,14 @@ int ant_stream_finish(struct ant_stream *s)
 	if (s->state == ANT_MORE) {
 		/* A last line without its end, a last event without its blank line: only a
 		 * message_stop counts; any other event cut off is dropped, as SSE says. */
-		if (s->line_len > 0) {
-			size_t n = s->line_len;
-			s->line_len = 0;
-			line(s, s->line, n);
-		}
-		if (s->state == ANT_MORE && s->has_data && strcmp(s->event, "message_stop") == 0)
-			dispatch(s);
+		framed(s, sse_flush(&s->sse));
+		if (s->state == ANT_MORE && s->sse.has_data &&
+		    strcmp(event_name(s->sse.name, s->sse.name_len), "message_stop") == 0)
+			sse_dispatch(&s->sse);
 	}
 	if (s->state == ANT_MORE) {
 		b = open_block(s, &idx);
-		if (!s->started && s->events == 0 && s->unknown_lines > 0)
+		if (!s->started && s->sse.events == 0 && s->sse.unknown_lines > 0)
 			return fail(s, "bad_response", 0, "the answer is not a server-sent event stream");
 		if (b != NULL)
 			return fail(s, "stream_cut", 1, "the stream ended inside content block %zu (%s), "

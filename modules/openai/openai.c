@@ -1,15 +1,17 @@
 /* openai.c: the built-in model adapter "openai": OpenAI's Chat Completions API and the
  * servers that speak it (vLLM, Ollama, llama.cpp, LM Studio, proxies). One instance per
  * model entry of the configuration, all state in its context; written only against
- * abi/crab_module_v1.h, libc and jansson, so it also builds as a .so.
+ * abi/crab_module_v1.h, libc, jansson and the code the adapters share (modules/common/),
+ * so it also builds as a .so.
  *
  * A request: the neutral JSON mapped (openai_req.c), POST {base_url}/chat/completions
  * through the host's HTTP client, the server-sent events assembled (openai_sse.c) into
  * sink calls. Failures before anything reached the sink are retried with exponential
- * backoff and full jitter, or after what Retry-After asks, within one overall deadline;
- * once text went out an error is reported, never retried invisibly. */
+ * backoff and full jitter, or after what Retry-After asks, within one overall deadline
+ * (modules/common/adapter_retry.h); once text went out an error is reported, never
+ * retried invisibly. */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* strptime, timegm, explicit_bzero when built as a .so */
+#define _GNU_SOURCE /* explicit_bzero when built as a .so */
 #endif
 #include <jansson.h>
 #include <stdarg.h>
@@ -17,24 +19,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "abi/crab_module_v1.h"
+#include "modules/common/adapter_buf.h"
+#include "modules/common/adapter_config.h"
+#include "modules/common/adapter_msg.h"
+#include "modules/common/adapter_retry.h"
+#include "modules/common/adapter_sink.h"
 #include "modules/openai/openai_int.h"
 
 #define DEFAULT_BASE_URL "https://api.openai.com/v1"
 #define DEFAULT_TIMEOUT_S 120
 #define DEFAULT_MAX_RETRIES 3
-#define BACKOFF_BASE_MS 500
-#define BACKOFF_CAP_MS 8000
-#define RETRY_AFTER_MAX_MS 120000
 #define KEY_MAX 4096
 #define MAX_CONFIG_HEADERS 32
 #define ERROR_BODY_MAX (64u << 10)   /* kept of an error answer; the rest is dropped */
 #define JSON_BODY_MAX (16u << 20)    /* a whole (non-streamed) answer */
 #define RESPONSE_MAX ((size_t)64 << 20)
-#define HINT_NONE (-1)
-#define HINT_TOO_LONG (-2)
 
 struct oai_call;
 
@@ -57,8 +58,7 @@ struct oai {
 struct oai_call {
 	struct oai *o;
 	struct oai_call *next, **prevp;
-	struct crab_model_sink_v1 sink;
-	void *sink_arg;
+	struct adapter_sink sink; /* with cancelled, and emitted: text or a call went out */
 	char *body, *early_error;
 	size_t body_len;
 	int stream;
@@ -67,7 +67,7 @@ struct oai_call {
 	struct crab_http_call_v1 *http;
 	struct crab_timer_v1 *timer;
 	int depth;   /* inside our callbacks: the outermost frees */
-	int cancelled, ended, emitted;
+	int ended;
 	/* this attempt */
 	struct oai_stream *sse;
 	int status, json_body, sse_body, failed, too_large, should_retry;
@@ -84,19 +84,6 @@ struct oai_call {
 
 /* ---- messages: never the key ---- */
 
-static void scrub(const struct oai *o, char *msg)
-{
-	size_t klen = o->key ? strlen(o->key) : 0;
-	char *p;
-
-	if (klen < 4)
-		return;
-	while ((p = strstr(msg, o->key)) != NULL) {
-		memcpy(p, "***", 3);
-		memmove(p + 3, p + klen, strlen(p + klen) + 1);
-	}
-}
-
 static void end_error(struct oai_call *c, const char *code, int retryable, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -108,19 +95,19 @@ static void end_error(struct oai_call *c, const char *code, int retryable, const
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	scrub(c->o, msg);
+	adapter_scrub(msg, c->o->key);
 	c->ended = 1;
-	if (c->cancelled)
+	if (c->sink.cancelled)
 		return;
 	LOG(c->o, CRAB_LOG_V1_INFO, "[%s] request failed: %s: %s", c->o->id, code, msg);
-	c->sink.on_error(c->sink_arg, code, msg, retryable);
+	c->sink.ops.on_error(c->sink.arg, code, msg, retryable);
 }
 
 static void end_done(struct oai_call *c, const char *stop_reason)
 {
 	c->ended = 1;
-	if (!c->cancelled)
-		c->sink.on_done(c->sink_arg, stop_reason);
+	if (!c->sink.cancelled)
+		c->sink.ops.on_done(c->sink.arg, stop_reason);
 }
 
 /* ---- the call's life ---- */
@@ -144,94 +131,15 @@ static void call_release(struct oai_call *c)
 /* Leaves one of our callbacks: the outermost frees a call that ended meanwhile. */
 static void call_leave(struct oai_call *c)
 {
-	if (--c->depth == 0 && (c->ended || c->cancelled))
+	if (--c->depth == 0 && (c->ended || c->sink.cancelled))
 		call_release(c);
 }
 
-static void out_text(void *arg, const char *text, size_t len)
-{
-	struct oai_call *c = arg;
-	if (c->cancelled)
-		return;
-	c->emitted = 1;
-	c->sink.on_text(c->sink_arg, text, len);
-}
+/* The assembler's calls go to the sink, the call's struct adapter_sink their arg. */
+static const struct oai_out call_out = {adapter_sink_text, adapter_sink_tool_call,
+	adapter_sink_usage};
 
-static void out_tool_call(void *arg, const char *call, size_t len)
-{
-	struct oai_call *c = arg;
-	if (c->cancelled)
-		return;
-	c->emitted = 1;
-	if (c->sink.on_tool_call != NULL)
-		c->sink.on_tool_call(c->sink_arg, call, len);
-}
-
-static void out_usage(void *arg, int64_t in, int64_t out)
-{
-	struct oai_call *c = arg;
-	if (!c->cancelled && c->sink.on_usage != NULL)
-		c->sink.on_usage(c->sink_arg, in, out);
-}
-
-static const struct oai_out call_out = {out_text, out_tool_call, out_usage};
-
-/* ---- retries ---- */
-
-static uint64_t rng_next(struct oai *o)
-{
-	o->rng ^= o->rng << 13;
-	o->rng ^= o->rng >> 7;
-	o->rng ^= o->rng << 17;
-	return o->rng;
-}
-
-/* Full jitter: anywhere from 0 to min(cap, base * 2^attempt). */
-static int64_t backoff_ms(struct oai *o, int attempt)
-{
-	int64_t ceiling = BACKOFF_BASE_MS;
-
-	for (int i = 0; i < attempt && ceiling < BACKOFF_CAP_MS; i++)
-		ceiling *= 2;
-	if (ceiling > BACKOFF_CAP_MS)
-		ceiling = BACKOFF_CAP_MS;
-	return (int64_t)(rng_next(o) % (uint64_t)(ceiling + 1));
-}
-
-/* What the answer's headers ask: retry-after-ms (float ms), else retry-after (seconds,
- * or an HTTP date). HINT_NONE when neither says something usable, HINT_TOO_LONG
- * beyond RETRY_AFTER_MAX_MS. */
-static int64_t retry_hint(struct oai_call *c, char *said, size_t saidlen)
-{
-	double v = -1;
-	char *end;
-
-	if (c->retry_after_ms[0] != '\0') {
-		v = strtod(c->retry_after_ms, &end);
-		if (end == c->retry_after_ms || *end != '\0' || !(v > 0))
-			v = -1;
-		snprintf(said, saidlen, "retry-after-ms %s", c->retry_after_ms);
-	}
-	if (v < 0 && c->retry_after[0] != '\0') {
-		struct tm tm;
-		snprintf(said, saidlen, "retry-after %s", c->retry_after);
-		v = strtod(c->retry_after, &end);
-		if (end != c->retry_after && *end == '\0') {
-			v = v > 0 ? v * 1000 : -1;
-		} else {
-			memset(&tm, 0, sizeof(tm));
-			end = strptime(c->retry_after, "%a, %d %b %Y %H:%M:%S", &tm);
-			v = end != NULL ? (double)timegm(&tm) * 1000 - (double)c->o->host->now_ms() : -1;
-			if (!(v > 0))
-				v = -1;
-		}
-	}
-	if (v < 0)
-		return HINT_NONE;
-	if (v > RETRY_AFTER_MAX_MS)
-		return HINT_TOO_LONG;
-	return (int64_t)v + (v > (double)(int64_t)v);
-}
+/* ---- retries (modules/common/adapter_retry.h) ---- */
 
 static int attempt_start(struct oai_call *c);
 
@@ -256,25 +164,17 @@ static void retry_or_fail(struct oai_call *c, int transient, const char *code, i
     const char *msg)
 {
 	struct oai *o = c->o;
-	char said[128] = "";
-	int64_t hint = retry_hint(c, said, sizeof(said)), delay, now = o->host->now_ms();
-	char tail[64] = "";
+	struct adapter_attempt a = {
+		.transient = transient, .emitted = c->sink.emitted, .attempt = c->attempt,
+		.max_retries = o->max_retries, .now_ms = o->host->now_ms(),
+		.deadline_ms = c->deadline, .timeout_ms = o->timeout_ms,
+		.retry_after_ms = c->retry_after_ms, .retry_after = c->retry_after,
+	};
+	char report[1024];
+	int64_t delay = adapter_retry_next(&o->rng, &a, msg, report, sizeof(report));
 
-	if (c->attempt > 0)
-		snprintf(tail, sizeof(tail), " (after %d attempts)", c->attempt + 1);
-	if (!transient || c->emitted || c->attempt >= o->max_retries) {
-		end_error(c, code, retryable, "%s%s", msg, tail);
-		return;
-	}
-	if (hint == HINT_TOO_LONG) {
-		end_error(c, code, retryable, "%s; the provider asks to wait longer than %d s "
-		    "(%s): not retried", msg, RETRY_AFTER_MAX_MS / 1000, said);
-		return;
-	}
-	delay = hint != HINT_NONE ? hint : backoff_ms(o, c->attempt);
-	if (now + delay >= c->deadline) {
-		end_error(c, code, retryable, "%s%s; no time left for another attempt within "
-		    "timeout_s %lld", msg, tail, (long long)(o->timeout_ms / 1000));
+	if (delay < 0) {
+		end_error(c, code, retryable, "%s", report);
 		return;
 	}
 	c->attempt++;
@@ -321,23 +221,7 @@ static void on_header(void *arg, int status, const char *line, size_t len)
 
 static int keep(struct oai_call *c, const char *data, size_t len, size_t max)
 {
-	size_t cap;
-	char *b;
-
-	if (len > max - c->buf_len)
-		return -1;
-	if (c->buf_len + len + 1 > c->buf_cap) {
-		for (cap = c->buf_cap ? c->buf_cap : 4096; cap < c->buf_len + len + 1; cap *= 2)
-			;
-		if ((b = realloc(c->buf, cap)) == NULL)
-			return -1;
-		c->buf = b;
-		c->buf_cap = cap;
-	}
-	memcpy(c->buf + c->buf_len, data, len);
-	c->buf_len += len;
-	c->buf[c->buf_len] = '\0';
-	return 0;
+	return adapter_buf_add(&c->buf, &c->buf_len, &c->buf_cap, data, len, max);
 }
 
 static int is_2xx(int status)
@@ -371,7 +255,7 @@ static int on_data(void *arg, const char *data, size_t len)
 		size_t room = ERROR_BODY_MAX - c->buf_len;
 		keep(c, data, len < room ? len : room, ERROR_BODY_MAX);
 	}
-	if (c->cancelled)
+	if (c->sink.cancelled)
 		rc = -1;
 	call_leave(c);
 	return rc;
@@ -422,8 +306,9 @@ static void attempt_done(struct oai_call *c, int status, const char *error)
 	} else if (error != NULL) {
 		if (o->host->now_ms() + 250 >= c->deadline)
 			end_error(c, "timeout", 1, "no complete answer within timeout_s %lld%s",
-			    (long long)(o->timeout_ms / 1000), c->emitted ? " (the answer is cut)" : "");
-		else if (c->emitted)
+			    (long long)(o->timeout_ms / 1000), c->sink.emitted ? " (the answer is cut)" :
+			    "");
+		else if (c->sink.emitted)
 			end_error(c, "stream_cut", 1, "the connection failed after the answer had "
 			    "begun: %.300s", error);
 		else if (c->status != 0) {
@@ -464,7 +349,7 @@ static void on_done(void *arg, int status, const char *body, size_t len, const c
 
 	c->http = NULL;
 	c->depth++;
-	if (!c->cancelled)
+	if (!c->sink.cancelled)
 		attempt_done(c, status, error);
 	call_leave(c);
 }
@@ -482,7 +367,7 @@ static int attempt_start(struct oai_call *c)
 	};
 
 	oai_stream_free(c->sse);
-	if ((c->sse = oai_stream_new(NULL, &call_out, c)) == NULL)
+	if ((c->sse = oai_stream_new(NULL, &call_out, &c->sink)) == NULL)
 		return -1;
 	c->status = c->json_body = c->sse_body = c->failed = c->too_large = 0;
 	c->should_retry = -1;
@@ -530,13 +415,13 @@ static int oai_start(void *ctx, const char *request, size_t len,
 		LOG(o, CRAB_LOG_V1_WARN, "[%s] this host lends no HTTP client or timers", o->id);
 		return -1;
 	}
-	if (sink == NULL || sink->size < offsetof(struct crab_model_sink_v1, on_error) +
-	    sizeof(sink->on_error) || sink->on_text == NULL || sink->on_done == NULL ||
-	    sink->on_error == NULL || (c = calloc(1, sizeof(*c))) == NULL)
+	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return -1;
-	memcpy(&c->sink, sink, sizeof(c->sink));
+	if (adapter_sink_init(&c->sink, sink, sink_arg) != 0) {
+		free(c);
+		return -1;
+	}
 	c->o = o;
-	c->sink_arg = sink_arg;
 	c->deadline = o->host->now_ms() + o->timeout_ms;
 	c->body = oai_request_build(request, len, &opts, &c->body_len, &c->stream, err, sizeof(err));
 	c->next = o->calls;
@@ -555,7 +440,7 @@ static int oai_start(void *ctx, const char *request, size_t len,
 	*handle = c;
 	return 0;
 fail:
-	c->cancelled = 1;
+	c->sink.cancelled = 1;
 	call_release(c);
 	return -1;
 }
@@ -565,7 +450,7 @@ static void oai_cancel(void *ctx, void *handle)
 	struct oai_call *c = handle;
 	(void)ctx;
 
-	c->cancelled = 1;
+	c->sink.cancelled = 1;
 	if (c->http != NULL)
 		c->o->host->http_cancel(c->http);
 	if (c->timer != NULL)
@@ -581,7 +466,7 @@ static void oai_cancel(void *ctx, void *handle)
 static void oai_free(struct oai *o)
 {
 	while (o->calls != NULL) {
-		o->calls->cancelled = 1;
+		o->calls->sink.cancelled = 1;
 		call_release(o->calls);
 	}
 	if (o->key != NULL) {
@@ -596,38 +481,6 @@ static void oai_free(struct oai *o)
 	free(o->model);
 	free(o->max_tokens_field);
 	free(o);
-}
-
-/* An integer key (or a string of one) within [min, max]; def when absent. */
-static int config_int(struct oai *o, json_t *cfg, const char *key, long long def, long long min,
-    long long max, long long *out)
-{
-	json_t *v = json_object_get(cfg, key);
-	char *end;
-
-	*out = def;
-	if (v == NULL || json_is_null(v))
-		return 0;
-	if (json_is_integer(v)) {
-		*out = json_integer_value(v);
-	} else { /* YAML may quote it */
-		const char *str = json_string_value(v);
-		*out = str ? strtoll(str, &end, 10) : min - 1;
-		if (str == NULL || end == str || *end != '\0')
-			*out = min - 1;
-	}
-	if (*out < min || *out > max) {
-		LOG(o, CRAB_LOG_V1_WARN, "[%s] %s must be an integer from %lld to %lld", o->id, key,
-		    min, max);
-		return -1;
-	}
-	return 0;
-}
-
-static char *config_str(json_t *cfg, const char *key, const char *def)
-{
-	const char *v = json_string_value(json_object_get(cfg, key));
-	return (v != NULL && v[0] != '\0') ? strdup(v) : def ? strdup(def) : NULL;
 }
 
 static int add_header(struct oai *o, const char *name, const char *value)
@@ -650,16 +503,16 @@ static int add_header(struct oai *o, const char *name, const char *value)
 
 static int configure(struct oai *o, json_t *cfg)
 {
-	char *base = config_str(cfg, "base_url", DEFAULT_BASE_URL), key[KEY_MAX];
+	char *base = adapter_config_str(cfg, "base_url", DEFAULT_BASE_URL), key[KEY_MAX], why[128];
 	const char *s, *name;
 	long long timeout_s, retries;
 	size_t n;
 	json_t *v;
 	int rc = -1;
 
-	o->id = config_str(cfg, "id", "openai");
-	o->model = config_str(cfg, "model", json_string_value(json_object_get(cfg, "id")));
-	o->max_tokens_field = config_str(cfg, "max_tokens_field", "max_completion_tokens");
+	o->id = adapter_config_str(cfg, "id", "openai");
+	o->model = adapter_config_str(cfg, "model", json_string_value(json_object_get(cfg, "id")));
+	o->max_tokens_field = adapter_config_str(cfg, "max_tokens_field", "max_completion_tokens");
 	o->headers = calloc(MAX_CONFIG_HEADERS, sizeof(*o->headers));
 	if (base == NULL || o->id == NULL || o->max_tokens_field == NULL || o->headers == NULL)
 		goto done;
@@ -672,9 +525,12 @@ static int configure(struct oai *o, json_t *cfg)
 	if ((o->url = malloc(n + sizeof("/chat/completions"))) == NULL)
 		goto done;
 	snprintf(o->url, n + sizeof("/chat/completions"), "%s/chat/completions", base);
-	if (config_int(o, cfg, "timeout_s", DEFAULT_TIMEOUT_S, 1, 3600, &timeout_s) != 0 ||
-	    config_int(o, cfg, "max_retries", DEFAULT_MAX_RETRIES, 0, 10, &retries) != 0)
+	if (adapter_config_int(cfg, "timeout_s", DEFAULT_TIMEOUT_S, 1, 3600, &timeout_s, why,
+	    sizeof(why)) != 0 || adapter_config_int(cfg, "max_retries", DEFAULT_MAX_RETRIES, 0, 10,
+	    &retries, why, sizeof(why)) != 0) {
+		LOG(o, CRAB_LOG_V1_WARN, "[%s] %s", o->id, why);
 		goto done;
+	}
 	o->timeout_ms = timeout_s * 1000;
 	o->max_retries = (int)retries;
 	o->include_usage = !json_is_false(json_object_get(cfg, "include_usage"));
@@ -725,10 +581,7 @@ static int oai_init(const struct crab_host_v1 *host, struct crab_self_v1 *self,
 	}
 	o->host = host;
 	o->self = self;
-	o->rng = (uint64_t)(uintptr_t)o * 0x9E3779B97F4A7C15ull ^
-	    (uint64_t)(CRAB_HOST_HAS(host, now_ms) ? host->now_ms() : 0) ^ (uint64_t)clock();
-	if (o->rng == 0)
-		o->rng = 0x2545F4914F6CDD1Dull;
+	o->rng = adapter_rng_seed(o, CRAB_HOST_HAS(host, now_ms) ? host->now_ms() : 0);
 	if (configure(o, cfg) != 0) {
 		json_decref(cfg);
 		oai_free(o);

@@ -1,6 +1,7 @@
 /* openai_int.h: the openai adapter's internal parts, pure and testable without a
  * network (t/unit/test_openai_sse.c): the request mapping (openai_req.c) and the
- * SSE/chunk assembler (openai_sse.c). Only jansson and libc; no host, no loop. */
+ * SSE/chunk assembler (openai_sse.c). Only jansson, libc and modules/common/; no host,
+ * no loop. */
 #ifndef CRAB_OPENAI_INT_H
 #define CRAB_OPENAI_INT_H
 

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "modules/common/adapter_msg.h"
+#include "modules/common/adapter_req.h"
 #include "modules/openai/openai_int.h"
 
 /* Some JSON as a string: itself when it is one, else its compact encoding. */
@@ -149,28 +151,11 @@ char *oai_request_build(const char *req, size_t req_len, const struct oai_req_op
 {
 	json_t *in, *out = NULL, *msgs, *m, *v;
 	const char *model, *system;
-	json_error_t e;
 	char *body = NULL;
 	size_t i;
 
-	if (errlen > 0)
-		err[0] = '\0';
-	if ((in = json_loadb(req, req_len, 0, &e)) == NULL || !json_is_object(in)) {
-		snprintf(err, errlen, "the request is not a JSON object%s%s", in ? "" : ": ",
-		    in ? "" : e.text);
+	if ((in = adapter_req_parse(req, req_len, opt->model, &model, err, errlen)) == NULL)
 		goto done;
-	}
-	model = json_string_value(json_object_get(in, "model"));
-	if (model == NULL || model[0] == '\0')
-		model = opt->model;
-	if (model == NULL || model[0] == '\0') {
-		snprintf(err, errlen, "no model: neither the request nor the configuration names one");
-		goto done;
-	}
-	if (!json_is_array(json_object_get(in, "messages"))) {
-		snprintf(err, errlen, "the request has no messages array");
-		goto done;
-	}
 	msgs = json_object_get(in, "messages");
 	json_array_foreach(msgs, i, m) {
 		if (map_message(m, err, errlen) != 0) {
@@ -213,50 +198,14 @@ done:
 	return body;
 }
 
-/* Copies at most max bytes of s, cut at a UTF-8 boundary, control characters as
- * spaces. */
-static void clean_copy(char *out, size_t outlen, const char *s, size_t n, size_t max)
-{
-	size_t k = 0;
-
-	if (outlen == 0)
-		return;
-	if (n > max) {
-		n = max;
-		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
-	}
-	for (size_t i = 0; i < n && k + 1 < outlen; i++)
-		out[k++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
-	while (k > 0 && out[k - 1] == ' ')
-		k--;
-	out[k] = '\0';
-}
-
 void oai_error_body(const char *body, size_t len, char *msg, size_t msglen, char *code,
     size_t codelen)
 {
-	json_t *j = body && len ? json_loadb(body, len, 0, NULL) : NULL;
-	json_t *err = json_object_get(j, "error");
-	const char *m = NULL, *c = NULL;
+	json_t *j = adapter_error_body(body, len, OAI_MSG_MAX, msg, msglen);
+	json_t *err = json_object_get(j, "error"), *jc = json_object_get(err, "code");
 
-	if (json_is_object(err)) {
-		json_t *jc = json_object_get(err, "code");
-		m = json_string_value(json_object_get(err, "message"));
-		c = json_is_string(jc) ? json_string_value(jc) :
-		    json_string_value(json_object_get(err, "type"));
-	} else if (json_is_string(err)) {
-		m = json_string_value(err);
-	} else if (json_is_object(j)) {
-		m = json_string_value(json_object_get(j, "message"));
-	}
-	if (m != NULL)
-		clean_copy(msg, msglen, m, strlen(m), OAI_MSG_MAX);
-	else if (j == NULL && body != NULL && len > 0 && memchr(body, '<', len) == NULL)
-		clean_copy(msg, msglen, body, len, OAI_MSG_MAX); /* plain text, not an HTML page */
-	else if (msglen > 0)
-		snprintf(msg, msglen, "(no error message, %zu bytes of body)", len);
-	if (codelen > 0)
-		clean_copy(code, codelen, c ? c : "", c ? strlen(c) : 0, codelen - 1);
+	/* error.code, else error.type (json_object_get is NULL for what is not an object) */
+	adapter_clean_str(code, codelen, json_is_string(jc) ? json_string_value(jc) :
+	    json_string_value(json_object_get(err, "type")));
 	json_decref(j);
 }

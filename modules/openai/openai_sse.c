@@ -1,9 +1,9 @@
-/* openai_sse.c: the openai adapter's assembler. Server-sent events in any pieces (the
- * WHATWG rules: lines end at CRLF, LF or CR; "data:" with or without its space; comments
- * and other fields ignored; an event ends at a blank line) carrying chat.completion.chunk
- * objects, or one whole chat.completion: text goes out as it comes, tool-call fragments
- * are put together per index and go out at the end with the usage. Everything it keeps
- * is bounded (struct oai_limits). */
+/* openai_sse.c: the openai adapter's assembler. Server-sent events in any pieces (framed
+ * by modules/common/sse.c) carrying chat.completion.chunk objects, or one whole
+ * chat.completion: text goes out as it comes, tool-call fragments are put together per
+ * index and go out at the end with the usage. An event named error (or any name that
+ * begins so) carries the provider's error object. Everything it keeps is bounded
+ * (struct oai_limits). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strdup when built as a .so */
 #endif
@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "modules/common/adapter_buf.h"
+#include "modules/common/sse.h"
 #include "modules/openai/openai_int.h"
 
 struct oai_tool {
@@ -28,16 +30,7 @@ struct oai_stream {
 	void *arg;
 	int state; /* OAI_MORE, OAI_END or OAI_FAIL */
 
-	/* SSE */
-	char *line;
-	size_t line_len, line_cap;
-	int after_cr;   /* the last byte was CR: a LF right after it ends nothing */
-	int first_line; /* a BOM may begin it */
-	char *data;     /* this event's data lines, each followed by "\n" */
-	size_t data_len, data_cap;
-	int has_data;
-	int error_event; /* "event: error" */
-	size_t events, unknown_lines;
+	struct sse sse;
 
 	/* the answer */
 	size_t text_len, args_len;
@@ -71,28 +64,7 @@ static int fail(struct oai_stream *s, const char *code, int retryable, const cha
 	return OAI_FAIL;
 }
 
-/* Appends n bytes to a buffer that may not grow beyond max; -1 beyond it or out of
- * memory. Keeps a NUL after the bytes. */
-static int buf_add(char **buf, size_t *len, size_t *cap, const char *p, size_t n, size_t max)
-{
-	if (n > max || *len > max - n)
-		return -1;
-	if (*len + n + 1 > *cap) {
-		size_t c = *cap ? *cap : 256;
-		char *b;
-		while (c < *len + n + 1)
-			c *= 2;
-		if ((b = realloc(*buf, c)) == NULL)
-			return -1;
-		*buf = b;
-		*cap = c;
-	}
-	if (n > 0)
-		memcpy(*buf + *len, p, n);
-	*len += n;
-	(*buf)[*len] = '\0';
-	return 0;
-}
+static int on_event(void *arg, const struct sse_event *ev);
 
 struct oai_stream *oai_stream_new(const struct oai_limits *limits, const struct oai_out *out,
     void *arg)
@@ -111,7 +83,7 @@ struct oai_stream *oai_stream_new(const struct oai_limits *limits, const struct 
 	}
 	s->out = *out;
 	s->arg = arg;
-	s->first_line = 1;
+	sse_init(&s->sse, s->lim.max_line, on_event, s);
 	return s;
 }
 
@@ -125,8 +97,7 @@ void oai_stream_free(struct oai_stream *s)
 		free(s->tools[i].args);
 	}
 	free(s->tools);
-	free(s->line);
-	free(s->data);
+	sse_release(&s->sse);
 	free(s);
 }
 
@@ -215,7 +186,8 @@ static int tool_fragment(struct oai_stream *s, json_t *tc, size_t pos, int whole
 		if (s->args_len + n > s->lim.max_args)
 			rc = fail(s, "bad_response", 0, "tool-call arguments longer than %zu bytes",
 			    s->lim.max_args);
-		else if (buf_add(&t->args, &t->args_len, &t->args_cap, p, n, s->lim.max_args) != 0)
+		else if (adapter_buf_add(&t->args, &t->args_len, &t->args_cap, p, n,
+		    s->lim.max_args) != 0)
 			rc = fail(s, "bad_response", 0, "out of memory for tool-call arguments");
 		else
 			s->args_len += n;
@@ -250,6 +222,12 @@ static int apply_message(struct oai_stream *s, json_t *m, int whole)
 	return OAI_MORE;
 }
 
+/* The event being read is named error, or so begins (its name is kept until it ends). */
+static int error_event(const struct oai_stream *s)
+{
+	return s->sse.name_len >= 5 && memcmp(s->sse.name, "error", 5) == 0;
+}
+
 static int apply(struct oai_stream *s, json_t *obj, int whole)
 {
 	json_t *err = json_object_get(obj, "error"), *choices, *usage, *c;
@@ -259,7 +237,7 @@ static int apply(struct oai_stream *s, json_t *obj, int whole)
 		return fail(s, "bad_response", 0, "the provider sent JSON that is not an object");
 	if (err != NULL && !json_is_null(err))
 		return fail_provider(s, err);
-	if (s->error_event)
+	if (error_event(s))
 		return fail_provider(s, obj);
 	usage = json_object_get(obj, "usage");
 	if (json_is_object(usage)) {
@@ -303,108 +281,38 @@ int oai_stream_feed_json(struct oai_stream *s, const char *body, size_t len)
 
 /* ---- server-sent events ---- */
 
-static int dispatch(struct oai_stream *s)
+/* One event: a chunk, or [DONE]. Nonzero, to stop the framer, once the stream has
+ * ended or failed. */
+static int on_event(void *arg, const struct sse_event *ev)
 {
+	struct oai_stream *s = arg;
 	json_error_t e;
 	json_t *obj;
-	int rc;
 
-	if (!s->has_data) {
-		s->error_event = 0;
-		return OAI_MORE;
-	}
-	s->has_data = 0;
-	s->events++;
-	s->data[--s->data_len] = '\0'; /* the last line's "\n" */
-	if (strcmp(s->data, "[DONE]") == 0) {
+	if (strcmp(ev->data, "[DONE]") == 0) {
 		s->state = OAI_END;
-		return OAI_END;
+	} else if ((obj = json_loadb(ev->data, ev->data_len, 0, &e)) == NULL) {
+		fail(s, "bad_response", 0, "an event's data is not JSON: %s", e.text);
+	} else {
+		apply(s, obj, 0);
+		json_decref(obj);
 	}
-	obj = json_loadb(s->data, s->data_len, 0, &e);
-	s->data_len = 0;
-	if (obj == NULL)
-		return fail(s, "bad_response", 0, "an event's data is not JSON: %s", e.text);
-	rc = apply(s, obj, 0);
-	json_decref(obj);
-	s->error_event = 0;
-	return rc;
+	return s->state != OAI_MORE;
 }
 
-/* One line, without its end. */
-static int line(struct oai_stream *s, const char *p, size_t n)
+/* What the framer returned: a line or an event's data too long fails the stream. */
+static int framed(struct oai_stream *s, int rc)
 {
-	const char *colon;
-	size_t field;
-
-	if (s->first_line) {
-		s->first_line = 0;
-		if (n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
-			p += 3, n -= 3;
-	}
-	if (n == 0)
-		return dispatch(s);
-	if (p[0] == ':')
-		return OAI_MORE; /* a comment, a keep-alive */
-	colon = memchr(p, ':', n);
-	field = colon ? (size_t)(colon - p) : n;
-	if (field == 4 && memcmp(p, "data", 4) == 0) {
-		const char *v = colon ? colon + 1 : p + n;
-		size_t vn = (size_t)(p + n - v);
-		if (vn > 0 && v[0] == ' ')
-			v++, vn--;
-		if (buf_add(&s->data, &s->data_len, &s->data_cap, v, vn, s->lim.max_line) != 0 ||
-		    buf_add(&s->data, &s->data_len, &s->data_cap, "\n", 1, s->lim.max_line) != 0)
-			return fail(s, "bad_response", 0, "an event's data is longer than %zu bytes",
-			    s->lim.max_line);
-		s->has_data = 1;
-	} else if (field == 5 && memcmp(p, "event", 5) == 0) {
-		s->error_event = colon != NULL && n - field >= 6 &&
-		    memcmp(colon + 1 + (colon[1] == ' '), "error", 5) == 0;
-	} else if (!(field == 2 && memcmp(p, "id", 2) == 0) &&
-	    !(field == 5 && memcmp(p, "retry", 5) == 0)) {
-		s->unknown_lines++;
-	}
-	return OAI_MORE;
+	if (rc == SSE_TOO_LONG)
+		return fail(s, "bad_response", 0, "%s", sse_error(&s->sse));
+	return s->state;
 }
 
 int oai_stream_feed(struct oai_stream *s, const char *data, size_t len)
 {
-	const char *p = data, *end = data + len;
-
-	while (p < end && s->state == OAI_MORE) {
-		const char *eol;
-		size_t n;
-
-		if (s->after_cr) { /* CRLF, perhaps split between two pieces */
-			s->after_cr = 0;
-			if (*p == '\n') {
-				p++;
-				continue;
-			}
-		}
-		for (eol = p; eol < end && *eol != '\n' && *eol != '\r'; eol++)
-			;
-		n = (size_t)(eol - p);
-		if (eol == end || s->line_len > 0) {
-			/* a line begun in an earlier piece, or going on in a later one */
-			if (buf_add(&s->line, &s->line_len, &s->line_cap, p, n, s->lim.max_line) != 0)
-				return fail(s, "bad_response", 0, "an SSE line longer than %zu bytes",
-				    s->lim.max_line);
-			if (eol == end)
-				break;
-			n = s->line_len;
-			s->line_len = 0;
-			line(s, s->line, n);
-		} else if (n > s->lim.max_line) {
-			return fail(s, "bad_response", 0, "an SSE line longer than %zu bytes",
-			    s->lim.max_line);
-		} else {
-			line(s, p, n);
-		}
-		s->after_cr = *eol == '\r';
-		p = eol + 1;
-	}
-	return s->state;
+	if (s->state != OAI_MORE)
+		return s->state;
+	return framed(s, sse_feed(&s->sse, data, len));
 }
 
 static const char *stop_reason(const char *finish, size_t ntools)
@@ -479,16 +387,12 @@ int oai_stream_finish(struct oai_stream *s)
 	if (s->state == OAI_MORE) {
 		/* A last line without its end, a last event without its blank line: only a
 		 * [DONE] counts; an event cut off is dropped, as SSE says. */
-		if (s->line_len > 0) {
-			size_t n = s->line_len;
-			s->line_len = 0;
-			line(s, s->line, n);
-		}
-		if (s->state == OAI_MORE && s->has_data && strcmp(s->data, "[DONE]\n") == 0)
+		framed(s, sse_flush(&s->sse));
+		if (s->state == OAI_MORE && s->sse.has_data && strcmp(s->sse.data, "[DONE]\n") == 0)
 			s->state = OAI_END;
 	}
 	if (s->state == OAI_MORE) {
-		if (s->finish[0] == '\0' && s->events == 0 && s->unknown_lines > 0)
+		if (s->finish[0] == '\0' && s->sse.events == 0 && s->sse.unknown_lines > 0)
 			return fail(s, "bad_response", 0, "the answer is not a server-sent event stream");
 		if (s->finish[0] == '\0')
 			return fail(s, "stream_cut", 1, "the stream ended before [DONE] and before a "

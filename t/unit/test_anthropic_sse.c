@@ -17,100 +17,36 @@
 #include "abi/crab_module_v1.h"
 #include "modules/anthropic/anthropic_int.h"
 #include "t/unit/unit.h"
+#include "t/unit/sse_splits.h"
 
 extern const struct crab_module_v1 crab_builtin_anthropic;
 
-struct got {
-	char text[4096];
-	size_t text_len;
-	json_t *calls;
-	int usage_calls;
-	int64_t in, out;
-	int order_ok; /* usage came after every tool call */
-};
-
-static void g_text(void *arg, const char *t, size_t n)
-{
-	struct got *g = arg;
-	if (g->text_len + n < sizeof(g->text)) {
-		memcpy(g->text + g->text_len, t, n);
-		g->text_len += n;
-		g->text[g->text_len] = '\0';
-	}
-}
-
-static void g_call(void *arg, const char *c, size_t n)
-{
-	struct got *g = arg;
-	json_t *j = json_loadb(c, n, 0, NULL);
-	json_array_append_new(g->calls, j ? j : json_string("(not JSON)"));
-	if (g->usage_calls > 0)
-		g->order_ok = 0;
-}
-
-static void g_usage(void *arg, int64_t in, int64_t out)
-{
-	struct got *g = arg;
-	g->usage_calls++;
-	g->in = in;
-	g->out = out;
-}
-
 static const struct ant_out outs = {g_text, g_call, g_usage};
 
-struct run {
-	struct got g;
-	int rc; /* ant_stream_finish's */
-	char code[32], message[512], stop[32];
-	int retryable;
-};
-
-static void run_free(struct run *r)
+static int piece(void *s, const char *p, size_t n)
 {
-	json_decref(r->g.calls);
+	return ant_stream_feed(s, p, n); /* ANT_MORE 0, ANT_END 1: splits_feed's terms */
 }
 
-static uint32_t rnd_state;
-
-static uint32_t rnd(void)
-{
-	rnd_state = rnd_state * 1103515245u + 12345u;
-	return rnd_state >> 8;
-}
-
-/* Feeds sse in pieces of step bytes (0: whole; -1: irregular 1, 2, 3, 5, 8, ...; -2:
- * random sizes from 1 to 40), then finishes. */
+/* Feeds sse in pieces of step bytes (see splits_feed), then finishes. */
 static void feed(struct run *r, const char *sse, size_t len, long step,
     const struct ant_limits *lim)
 {
 	struct ant_stream *s;
-	size_t off = 0, k = 0;
-	static const size_t odd[] = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 7, 4};
 	const char *code, *msg = "";
-	int rc = ANT_MORE;
 
-	memset(r, 0, sizeof(*r));
-	r->g.calls = json_array();
-	r->g.order_ok = 1;
+	run_begin(r);
 	s = ant_stream_new(lim, &outs, &r->g);
-	while (off < len && rc == ANT_MORE) {
-		size_t n = step == 0 ? len : step > 0 ? (size_t)step : step == -1 ? odd[k++ % 12] :
-		    1 + rnd() % 40;
-		if (n > len - off)
-			n = len - off;
-		rc = ant_stream_feed(s, sse + off, n);
-		off += n;
-	}
-	if (off < len && rc == ANT_END) /* bytes after message_stop are ignored */
-		rc = ant_stream_feed(s, sse + off, len - off);
+	splits_feed(piece, s, sse, len, step);
 	r->rc = ant_stream_finish(s);
-	if ((code = ant_stream_error(s, &msg, &r->retryable)) != NULL) {
-		snprintf(r->code, sizeof(r->code), "%s", code);
-		snprintf(r->message, sizeof(r->message), "%s", msg);
-	}
-	if (ant_stream_stop_reason(s) != NULL)
-		snprintf(r->stop, sizeof(r->stop), "%s", ant_stream_stop_reason(s));
+	code = ant_stream_error(s, &msg, &r->retryable);
+	run_record(r, code, msg, ant_stream_stop_reason(s));
 	ant_stream_free(s);
+}
+
+static void feed_default(struct run *r, const char *sse, size_t len, long step)
+{
+	feed(r, sse, len, step, NULL);
 }
 
 /* The same result fed whole, byte by byte, in pieces of 7, irregularly, and in random
@@ -118,23 +54,9 @@ static void feed(struct run *r, const char *sse, size_t len, long step,
 static int same_every_split(const char *sse, int (*check)(struct run *), const char *what)
 {
 	static const long steps[] = {0, 1, 7, -1, -2, -2, -2};
-	char name[256];
-	int ok = 1;
 
-	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		struct run r;
-		rnd_state = (uint32_t)i * 2654435761u;
-		feed(&r, sse, strlen(sse), steps[i], NULL);
-		snprintf(name, sizeof(name), "%s (split %ld%s)", what, steps[i],
-		    steps[i] == -2 ? ", random" : "");
-		if (!CHECK(check(&r), name)) {
-			printf("#   rc %d code '%s' message '%s' text '%s' stop '%s' calls %zu\n", r.rc,
-			    r.code, r.message, r.g.text, r.stop, json_array_size(r.g.calls));
-			ok = 0;
-		}
-		run_free(&r);
-	}
-	return ok;
+	return splits_same(feed_default, steps, sizeof(steps) / sizeof(steps[0]), sse, check,
+	    what);
 }
 
 #define EV(name, data) "event: " name "\ndata: " data "\n\n"

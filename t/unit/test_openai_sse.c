@@ -10,110 +10,43 @@
 
 #include "modules/openai/openai_int.h"
 #include "t/unit/unit.h"
-
-struct got {
-	char text[4096];
-	size_t text_len;
-	json_t *calls;
-	int usage_calls;
-	int64_t in, out;
-	int order_ok; /* usage came after every tool call */
-};
-
-static void g_text(void *arg, const char *t, size_t n)
-{
-	struct got *g = arg;
-	if (g->text_len + n < sizeof(g->text)) {
-		memcpy(g->text + g->text_len, t, n);
-		g->text_len += n;
-		g->text[g->text_len] = '\0';
-	}
-}
-
-static void g_call(void *arg, const char *c, size_t n)
-{
-	struct got *g = arg;
-	json_t *j = json_loadb(c, n, 0, NULL);
-	json_array_append_new(g->calls, j ? j : json_string("(not JSON)"));
-	if (g->usage_calls > 0)
-		g->order_ok = 0;
-}
-
-static void g_usage(void *arg, int64_t in, int64_t out)
-{
-	struct got *g = arg;
-	g->usage_calls++;
-	g->in = in;
-	g->out = out;
-}
+#include "t/unit/sse_splits.h"
 
 static const struct oai_out outs = {g_text, g_call, g_usage};
 
-struct run {
-	struct got g;
-	int rc; /* oai_stream_finish's */
-	char code[32], message[512], stop[32];
-	int retryable;
-};
-
-static void run_free(struct run *r)
+static int piece(void *s, const char *p, size_t n)
 {
-	json_decref(r->g.calls);
+	return oai_stream_feed(s, p, n); /* OAI_MORE 0, OAI_END 1: splits_feed's terms */
 }
 
-/* Feeds sse in pieces of step bytes (0: whole; -1: irregular, 1, 2, 3, 5, 8, ...),
- * then finishes. */
+/* Feeds sse in pieces of step bytes (see splits_feed), then finishes. */
 static void feed(struct run *r, const char *sse, size_t len, long step,
     const struct oai_limits *lim)
 {
 	struct oai_stream *s;
-	size_t off = 0, k = 0;
-	static const size_t odd[] = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 7, 4};
 	const char *code, *msg = "";
-	int rc = OAI_MORE;
 
-	memset(r, 0, sizeof(*r));
-	r->g.calls = json_array();
-	r->g.order_ok = 1;
+	run_begin(r);
 	s = oai_stream_new(lim, &outs, &r->g);
-	while (off < len && rc == OAI_MORE) {
-		size_t n = step == 0 ? len : step > 0 ? (size_t)step : odd[k++ % 12];
-		if (n > len - off)
-			n = len - off;
-		rc = oai_stream_feed(s, sse + off, n);
-		off += n;
-	}
-	if (off < len && rc == OAI_END) /* bytes after [DONE] are ignored */
-		rc = oai_stream_feed(s, sse + off, len - off);
+	splits_feed(piece, s, sse, len, step);
 	r->rc = oai_stream_finish(s);
-	if ((code = oai_stream_error(s, &msg, &r->retryable)) != NULL) {
-		snprintf(r->code, sizeof(r->code), "%s", code);
-		snprintf(r->message, sizeof(r->message), "%s", msg);
-	}
-	if (oai_stream_stop_reason(s) != NULL)
-		snprintf(r->stop, sizeof(r->stop), "%s", oai_stream_stop_reason(s));
+	code = oai_stream_error(s, &msg, &r->retryable);
+	run_record(r, code, msg, oai_stream_stop_reason(s));
 	oai_stream_free(s);
+}
+
+static void feed_default(struct run *r, const char *sse, size_t len, long step)
+{
+	feed(r, sse, len, step, NULL);
 }
 
 /* The same result fed whole, byte by byte, in pieces of 7 and irregularly. */
 static int same_every_split(const char *sse, int (*check)(struct run *), const char *what)
 {
 	static const long steps[] = {0, 1, 7, -1};
-	char name[256];
-	int ok = 1;
 
-	for (size_t i = 0; i < 4; i++) {
-		struct run r;
-		feed(&r, sse, strlen(sse), steps[i], NULL);
-		snprintf(name, sizeof(name), "%s (split %ld)", what, steps[i]);
-		if (!CHECK(check(&r), name)) {
-			printf("#   rc %d code '%s' message '%s' text '%s' stop '%s'\n", r.rc, r.code,
-			    r.message, r.g.text, r.stop);
-			ok = 0;
-		}
-		run_free(&r);
-	}
-	return ok;
+	return splits_same(feed_default, steps, sizeof(steps) / sizeof(steps[0]), sse, check,
+	    what);
 }
 
 #define CHUNK(delta, fr)                                                                   \
