@@ -290,7 +290,7 @@ bench: crab $(HELPERS:%=build/release/%) $(BENCH_HELPERS:%=build/release/%) \
 	@t/bench/delivery.sh
 
 # Fuzzing (clang's libFuzzer): FUZZ_SECONDS each, corpora under build/fuzz/.
-FUZZ_TARGETS := fuzz_envelope fuzz_http fuzz_ws
+FUZZ_TARGETS := fuzz_envelope fuzz_http fuzz_ws fuzz_jschema
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := $(filter-out -Wno-format-truncation,$(CFLAGS_COMMON)) -Wno-unknown-warning-option -O1 -g -fsanitize=fuzzer,address,undefined
 
