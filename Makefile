@@ -53,6 +53,7 @@ CORE_SRC := \
 	core/config_smoke.c \
 	core/config_reload.c \
 	core/config_tools.c \
+	core/config_auth.c \
 	core/cli_config.c \
 	core/template.c \
 	core/strmap.c \
@@ -93,6 +94,11 @@ CORE_SRC := \
 	core/admin_peers.c \
 	core/admin_dlq.c \
 	core/admin_config.c \
+	core/admin_auth.c \
+	core/auth.c \
+	core/auth_login.c \
+	core/auth_seal.c \
+	core/cli_auth.c \
 	core/admin_client.c \
 	core/gateway.c \
 	core/cli_pair.c \
@@ -117,6 +123,7 @@ STORE_SRC := \
 	store/store_peers.c \
 	store/store_deliveries.c \
 	store/store_config.c \
+	store/store_auth.c \
 	store/db_sqlite.c \
 	store/db_postgres.c
 
@@ -154,6 +161,7 @@ UNIT_TESTS := \
 	t/unit/test_anthropic_sse \
 	t/unit/test_router \
 	t/unit/test_identity \
+	t/unit/test_auth_seal \
 	t/unit/test_peers \
 	t/unit/test_dispatch_fast \
 	t/unit/test_tools \

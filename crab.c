@@ -30,6 +30,7 @@ static const struct command {
 	{"modules", crab_cli_modules_main, "list the modules the gateway has loaded"},
 	{"id", crab_cli_id_main, "print this host's identity fingerprint (creates it on first use)"},
 	{"config", crab_cli_config_main, "config validate|apply|revert|revisions: check, change, roll back"},
+	{"auth", crab_cli_auth_main, "auth login|status|logout: subscription logins of models' auth:"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "print this help"},
 };

@@ -456,9 +456,14 @@ static const struct {
 	{"config.revert", crab_admin_op_config_revert},
 	{"config.revisions", crab_admin_op_config_revisions},
 	{"reload", crab_admin_op_reload},
+	{"auth.status", crab_admin_op_auth_status},
+	{"auth.login", crab_admin_op_auth_login},
+	{"auth.login.wait", crab_admin_op_auth_login_wait},
+	{"auth.logout", crab_admin_op_auth_logout},
 #ifdef CRAB_TEST_HOOKS
 	{"clock.advance", op_clock_advance},
 	{"config.tool", crab_admin_op_config_tool},
+	{"auth.token", crab_admin_op_auth_token},
 #endif
 };
 

@@ -46,6 +46,15 @@ void crab_admin_op_peers_revoke(struct admin_call *call, json_t *args);
 void crab_admin_op_dlq_list(struct admin_call *call, json_t *args);
 void crab_admin_op_dlq_replay(struct admin_call *call, json_t *args);
 
+/* core/admin_auth.c: subscription logins (core/auth.h). */
+void crab_admin_op_auth_status(struct admin_call *call, json_t *args);
+void crab_admin_op_auth_login(struct admin_call *call, json_t *args);
+void crab_admin_op_auth_login_wait(struct admin_call *call, json_t *args);
+void crab_admin_op_auth_logout(struct admin_call *call, json_t *args);
+#ifdef CRAB_TEST_HOOKS
+void crab_admin_op_auth_token(struct admin_call *call, json_t *args);
+#endif
+
 /* core/admin_config.c: the configuration (config_apply.h). */
 void crab_admin_op_config_get(struct admin_call *call, json_t *args);
 void crab_admin_op_config_validate(struct admin_call *call, json_t *args);

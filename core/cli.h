@@ -37,5 +37,6 @@ int crab_cli_modules_main(int argc, char **argv);
 int crab_cli_sessions_main(int argc, char **argv);
 int crab_cli_turns_main(int argc, char **argv);
 int crab_cli_id_main(int argc, char **argv);
+int crab_cli_auth_main(int argc, char **argv);
 
 #endif

@@ -57,6 +57,7 @@ static const struct field model_fields[] = {
 	FIELD(struct crab_config_model, id, "id", F_ID, TOP, .flags = FL_REQUIRED),
 	FIELD(struct crab_config_model, adapter, "adapter", F_NAME, TOP, .flags = FL_REQUIRED),
 	FIELD(struct crab_config_model, model, "model", F_STRING, TOP),
+	CUSTOM("auth", TOP, cfg_parse_model_auth), /* read back from config by core/auth.c */
 };
 
 /* Open: the adapter's own keys (base_url, api_key_env, timeout_s, ...) are its business. */

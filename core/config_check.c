@@ -233,6 +233,7 @@ void cfg_check(struct loader *ld, const struct table *root)
 	check_policies(ld);
 	check_secrets(ld, ld->root, 0);
 	check_ids(ld);
+	cfg_check_auth(ld);
 	check_agents(ld);
 	check_routes(ld);
 	check_router(ld, root);

@@ -150,6 +150,12 @@ void cfg_parse_subscribers(struct loader *ld, void *base, struct fy_node *key,
     struct fy_node *val);
 extern const struct table cfg_model_table, cfg_agent_table, cfg_tenant_table, cfg_route_table;
 
+/* A models: entry's auth: mapping, and the check that entries sharing a provider agree
+ * (config_auth.c). */
+void cfg_parse_model_auth(struct loader *ld, void *base, struct fy_node *key,
+    struct fy_node *val);
+void cfg_check_auth(struct loader *ld);
+
 /* Fills what the file left out: the built-in echo model and default agent when there is
  * no agents section, a model's provider name (config_agents.c). */
 void cfg_agents_defaults(struct loader *ld);

@@ -18,6 +18,7 @@
 
 #include "admin.h"
 #include "admin_ops.h"
+#include "auth.h"
 #include "clock.h"
 #include "config_apply.h"
 #include "dispatch.h"
@@ -378,7 +379,7 @@ static int load_modules(struct crab_gateway *gw, char *err, size_t errlen)
 {
 	struct crab_registry_services svc = {
 		.storeq = gw->storeq, .http = gw->http_client, .emit = module_emit, .role = gw,
-		.role_name = "gateway",
+		.role_name = "gateway", .auth = gw->auth,
 	};
 
 	gw->modules = crab_registry_new(gw->base, &svc);
@@ -452,8 +453,18 @@ static int gateway_start(struct crab_gateway *gw, struct crab_store *st, char *e
 		crab_store_close(st);
 		return -1;
 	}
+	{
+		char *dir = crab_config_resolve(gw->cfg, gw->cfg->data_dir);
+		gw->auth = crab_auth_new(gw->base, gw->cfg, dir, st, err, errlen);
+		free(dir);
+		if (gw->auth == NULL) {
+			crab_store_close(st);
+			return -1;
+		}
+	}
 	gw->storeq = crab_storeq_new(gw->base, st);
 	gw->http_client = crab_http_client_new(gw->base);
+	crab_auth_start(gw->auth, gw->storeq, gw->http_client);
 	if (load_modules(gw, err, errlen) != 0 || start_models(gw, err, errlen) != 0)
 		return -1;
 	gw->router = crab_router_new(gw->cfg);
@@ -508,6 +519,9 @@ static void gateway_release(struct crab_gateway *gw)
 	crab_tools_free(gw->tools);
 	crab_live_free(gw->live);
 	crab_turns_free(gw->turns); /* answers waiters: before the admin socket goes */
+	/* Answers who still waits for a token (modules) or a login (admin calls): before
+	 * both go; cancels its calls: before the http client goes. */
+	crab_auth_free(gw->auth);
 	crab_admin_free(gw->admin);
 	crab_http_server_free(gw->http);
 	crab_registry_free(gw->modules); /* stop, fini, unload: before what they borrow */

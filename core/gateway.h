@@ -25,6 +25,7 @@ struct peer_checks;
 struct crab_identity;
 struct crab_peer_table;
 struct crab_config_mgr;
+struct crab_auth;
 
 struct crab_gateway_counters {
 	uint64_t events_accepted;
@@ -67,6 +68,7 @@ struct crab_gateway {
 	struct crab_live *live;         /* WebSocket connections */
 	struct crab_config_mgr *config_mgr; /* configuration changes (config_apply.h) */
 	struct event *sig_hup;          /* reloads the config file */
+	struct crab_auth *auth;         /* subscription logins of models' auth: */
 };
 
 int crab_gateway_main(int argc, char **argv);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "clock.h"
 #include "http_client.h"
 #include "log.h"
@@ -298,6 +299,18 @@ static int host_kv_put(struct crab_self_v1 *self, const char *key, const char *v
 	return 0;
 }
 
+/* ---- subscription credentials ---- */
+
+/* Only a model instance (a models: entry) has an auth: of its own. */
+static int host_auth_token(struct crab_self_v1 *self, const char *stale,
+    void (*answer)(void *arg, const char *token, const char *error), void *arg)
+{
+	if (self->instance == NULL)
+		return -1;
+	return crab_auth_token(self->reg->svc.auth, self->instance, self->config, stale, answer,
+	    arg);
+}
+
 void crab_module_host_init(struct crab_registry *r)
 {
 	struct crab_host_v1 *h = &r->host;
@@ -324,4 +337,6 @@ void crab_module_host_init(struct crab_registry *r)
 		h->kv_get = host_kv_get;
 		h->kv_put = host_kv_put;
 	}
+	if (r->svc.auth != NULL)
+		h->auth_token = host_auth_token;
 }

@@ -14,6 +14,7 @@
 struct crab_registry;
 struct crab_storeq;
 struct crab_http_client;
+struct crab_auth;
 
 /* What the role lends to the host table; any may be NULL (the slot is then absent). */
 struct crab_registry_services {
@@ -24,6 +25,7 @@ struct crab_registry_services {
 	    void (*done)(void *arg, int status, const char *answer, size_t len), void *arg);
 	void *role;
 	const char *role_name;
+	struct crab_auth *auth;            /* auth_token (core/auth.h) */
 };
 
 struct crab_registry *crab_registry_new(struct event_base *base,

@@ -221,6 +221,17 @@ static const char *const migrations[] = {
 	"CREATE TABLE subscriber_cursors ("
 	" subscriber TEXT PRIMARY KEY,"
 	" pos BIGINT NOT NULL);",
+
+	/* 7: subscription logins (core/auth.h), one row per provider of `auth:`. sealed is
+	 * the token JSON under AES-256-GCM with the data directory's auth.key, so a dump of
+	 * the database alone holds no token; state is active, revoked or logged_out, and
+	 * reason says why a login ended (an OAuth error code, never a token). */
+	"CREATE TABLE auth_tokens ("
+	" provider TEXT PRIMARY KEY,"
+	" sealed TEXT NOT NULL,"
+	" updated_at BIGINT NOT NULL,"
+	" state TEXT NOT NULL,"
+	" reason TEXT);",
 };
 
 static const char create_migrations_sql[] =

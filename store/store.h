@@ -409,6 +409,21 @@ int crab_store_kv_get(struct crab_store *st, const char *module, const char *key
 int crab_store_kv_put(struct crab_store *st, const char *module, const char *key,
     const char *value, size_t len, int64_t now_ms);
 
+/* Subscription logins (core/auth.h): one row per provider. sealed is opaque text (the
+ * tokens under the data directory's key); state "active", "revoked" or "logged_out";
+ * reason NULL or a short word of why (an OAuth error code). put inserts or replaces. */
+struct crab_store_auth {
+	const char *provider;
+	const char *sealed;
+	const char *state;
+	const char *reason;
+	int64_t updated_at;
+};
+int crab_store_auth_put(struct crab_store *st, const struct crab_store_auth *a);
+/* Every row, by provider; the strings are borrowed until cb returns, non-zero stops. */
+int crab_store_auth_list(struct crab_store *st,
+    int (*cb)(const struct crab_store_auth *a, void *arg), void *arg);
+
 /* Row counts for status and tests: table is one of the schema's table names. */
 int crab_store_count(struct crab_store *st, const char *table, int64_t *out);
 
