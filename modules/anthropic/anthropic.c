@@ -50,6 +50,7 @@ struct ant {
 	char *id;   /* the model entry's id, for the log */
 	char *url;  /* {base_url}/v1/messages */
 	char *model;
+	char *system_prefix; /* the first system block; NULL: none */
 	char *key;  /* NULL: no x-api-key header */
 	int use_auth; /* the entry has auth: the host lends a bearer token */
 	char **headers; /* the fixed request headers, "Name: value" */
@@ -617,7 +618,7 @@ static int ant_start(void *ctx, const char *request, size_t len,
     const struct crab_model_sink_v1 *sink, void *sink_arg, void **handle)
 {
 	struct ant *o = ctx;
-	struct ant_req_opts opts = {o->model, o->max_tokens};
+	struct ant_req_opts opts = {o->model, o->max_tokens, o->system_prefix};
 	struct ant_call *c;
 	char err[256];
 
@@ -692,6 +693,7 @@ static void ant_free(struct ant *o)
 	free(o->id);
 	free(o->url);
 	free(o->model);
+	free(o->system_prefix);
 	free(o);
 }
 
@@ -747,6 +749,7 @@ static int configure(struct ant *o, json_t *cfg)
 
 	o->id = adapter_config_str(cfg, "id", "anthropic");
 	o->model = adapter_config_str(cfg, "model", json_string_value(json_object_get(cfg, "id")));
+	o->system_prefix = adapter_config_str(cfg, "system_prefix", NULL);
 	o->headers = calloc(MAX_CONFIG_HEADERS, sizeof(*o->headers));
 	if (base == NULL || version == NULL || o->id == NULL || o->headers == NULL)
 		goto done;

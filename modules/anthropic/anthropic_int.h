@@ -14,6 +14,9 @@
 struct ant_req_opts {
 	const char *model;    /* when the request names none; NULL: none */
 	long long max_tokens; /* when the request gives none (the API requires one) */
+	/* The first system block, exactly (a Claude subscription's token is refused
+	 * without Claude Code's); NULL: system is one text. */
+	const char *system_prefix;
 };
 
 /* The body to POST (malloc'd, NUL-terminated, *len bytes); *stream says whether it asks

@@ -283,8 +283,17 @@ char *ant_request_build(const char *req, size_t req_len, const struct ant_req_op
 	}
 	out = json_pack("{s:s, s:I}", "model", model, "max_tokens", (json_int_t)max_tokens);
 	system = json_string_value(json_object_get(in, "system"));
-	if ((sys = system_text(system && system[0] ? system : NULL, sys_more)) != NULL)
+	sys = system_text(system && system[0] ? system : NULL, sys_more);
+	if (opt->system_prefix != NULL) {
+		json_t *blocks = json_pack("[{s:s, s:s}]", "type", "text", "text",
+		    opt->system_prefix);
+		if (sys != NULL)
+			json_array_append_new(blocks, json_pack("{s:s, s:s}", "type", "text",
+			    "text", sys));
+		json_object_set_new(out, "system", blocks);
+	} else if (sys != NULL) {
 		json_object_set_new(out, "system", json_string(sys));
+	}
 	json_object_set(out, "messages", msgs);
 	v = json_object_get(in, "tools");
 	if (json_is_array(v) && json_array_size(v) > 0) {

@@ -460,7 +460,7 @@ static json_t *build(const char *req, const struct ant_req_opts *o, int *stream,
 
 static void test_request(void)
 {
-	struct ant_req_opts o = {"claude-sonnet-4-5", 4096};
+	struct ant_req_opts o = {"claude-sonnet-4-5", 4096, NULL};
 	char err[256];
 	int stream = -1;
 	json_t *j, *m, *want;
@@ -528,6 +528,21 @@ static void test_request(void)
 	    "stream false; the config's max_tokens; a system message joins system; two user "
 	    "messages merged; unknown parts left out");
 	json_decref(j);
+
+	o.system_prefix = "You are Claude Code, Anthropic's official CLI for Claude.";
+	j = build("{\"system\":\"You are terse.\",\"messages\":[{\"role\":\"user\","
+	    "\"content\":\"hi\"}]}", &o, &stream, err);
+	want = json_loads("[{\"type\":\"text\",\"text\":\"You are Claude Code, Anthropic's "
+	    "official CLI for Claude.\"},{\"type\":\"text\",\"text\":\"You are terse.\"}]", 0, NULL);
+	CHECK(json_equal(json_object_get(j, "system"), want),
+	    "system_prefix: the first system block exactly, the request's system after it");
+	json_decref(want);
+	json_decref(j);
+	j = build("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &o, &stream, err);
+	CHECK(json_array_size(json_object_get(j, "system")) == 1,
+	    "system_prefix with no system of the request's: the prefix alone");
+	json_decref(j);
+	o.system_prefix = NULL;
 
 	o.model = NULL;
 	CHECK(build("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", &o, &stream, err) == NULL &&
