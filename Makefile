@@ -96,6 +96,8 @@ CORE_SRC := \
 	core/admin_config.c \
 	core/admin_auth.c \
 	core/auth.c \
+	core/auth_http.c \
+	core/auth_flight.c \
 	core/auth_login.c \
 	core/auth_seal.c \
 	core/cli_auth.c \

@@ -1,5 +1,6 @@
-/* auth_int.h: what auth.c (tokens, refreshes, the store) and auth_login.c (logins,
- * logout) share; private to core/auth*.c. */
+/* auth_int.h: what auth.c (providers, the store), auth_http.c (endpoint requests),
+ * auth_flight.c (tokens, refreshes) and auth_login.c (logins, logout) share; private to
+ * core/auth*.c. */
 #ifndef CRAB_AUTH_INT_H
 #define CRAB_AUTH_INT_H
 
@@ -110,6 +111,15 @@ struct crab_auth {
 
 /* auth.c */
 struct auth_provider *auth_provider_find(struct crab_auth *a, const char *id);
+/* Wipes a secret string, then frees it. NULL is a no-op. */
+void auth_wipe_free(char *s);
+/* The string member key of spec, or NULL (borrowed from spec). */
+const char *auth_spec_str(const json_t *spec, const char *key);
+/* Stores p's login (its tokens sealed, its state) on the store worker, then done. */
+void auth_store_login(struct auth_provider *p, void (*done)(struct auth_provider *p, int ok,
+    void *ctx), void *ctx);
+
+/* auth_http.c */
 /* Starts a request: method, url, the provider's headers (extra: exchange_headers
  * instead), fields as the body (form or JSON as form says; NULL: none), a bearer
  * credential or NULL. NULL when it cannot start (logged). */
@@ -119,6 +129,16 @@ struct auth_req *auth_request(struct auth_provider *p, const char *method, const
 void auth_req_cancel(struct auth_req *r);
 /* The OAuth error code of an answer ("invalid_grant"), sanitised; "" when none. */
 void auth_error_code(json_t *body, char *out, size_t outlen);
+/* s percent-encoded as RFC 3986 unreserved characters allow (forms, query strings). */
+struct crab_buf;
+void auth_url_encode(struct crab_buf *b, const char *s);
+
+/* auth_flight.c */
+/* crab_auth_token for p: answers now, or queues the asker behind the one refresh. */
+int auth_provider_ask(struct auth_provider *p, const char *stale, crab_auth_answer_fn answer,
+    void *arg);
+/* Everyone waiting for p's token gets error. */
+void auth_fail_waiters(struct auth_provider *p, const char *error);
 /* Takes the tokens of a login or a refresh: answers the askers waiting once they are
  * stored, then done (may be NULL) with ok. access may be NULL (a token_exchange login:
  * its first ask exchanges). Strings are copied. */

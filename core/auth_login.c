@@ -139,21 +139,10 @@ static void paste_prune(struct crab_auth *a, struct auth_provider *p)
 
 static void add_param(struct crab_buf *b, const char *name, const char *value)
 {
-	static const char hex[] = "0123456789ABCDEF";
-
 	crab_buf_add(b, b->len > 0 ? "&" : "", b->len > 0);
 	crab_buf_add(b, name, strlen(name));
 	crab_buf_add(b, "=", 1);
-	for (const char *s = value; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '.' || c == '_' || c == '~') {
-			crab_buf_add(b, (const char *)&c, 1);
-		} else {
-			char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-			crab_buf_add(b, esc, 3);
-		}
-	}
+	auth_url_encode(b, value);
 }
 
 static char *authorize_url(struct auth_provider *p, struct auth_login *l)

@@ -331,8 +331,13 @@ int crab_tools_find_own(struct crab_tools *t, const struct crab_config_agent *a,
 json_t *crab_tools_offer(struct crab_tools *t, const struct crab_config_agent *a,
     const char *tenant_id)
 {
-	json_t *out = json_array(), *own = crab_config_tools_list(t->gw, a->id), *x;
+	json_t *out, *own, *x;
 	size_t i;
+
+	if (a->ntools_allow == 0 && a->npolicy_tools == 0)
+		return NULL; /* most agents: nothing to build, turn after turn */
+	out = json_array();
+	own = crab_config_tools_list(t->gw, a->id);
 
 	json_array_foreach(own, i, x) {
 		const char *name = json_string_value(json_object_get(x, "name"));
