@@ -8,46 +8,24 @@
 //        [--bearer TOKEN] [--delay-ms N] [--no-record] [--max-records N] [--parent-pid PID]
 'use strict';
 
-const http = require('http');
-const fs = require('fs');
 const { performance } = require('perf_hooks');
+const common = require('./fake-common');
 
 // ---- command line ----
-
-function usage(msg) {
-	if (msg) process.stderr.write(`anthropic-fake: ${msg}\n`);
-	process.stderr.write('usage: anthropic-fake.js --port-file FILE [--port N] [--api-key KEY] ' +
-		'[--bearer TOKEN] [--delay-ms N] [--no-record] [--max-records N] [--parent-pid PID]\n');
-	process.exit(2);
-}
 
 const opt = {
 	portFile: null, port: 0, apiKey: null, bearer: null, delayMs: 0, record: true,
 	maxRecords: 100000, parentPid: 0,
 };
-{
-	const argv = process.argv.slice(2);
-	const num = (name, v) => {
-		if (v === undefined || !/^\d+$/.test(v)) usage(`${name} needs a non-negative integer`);
-		return Number(v);
-	};
-	for (let i = 0; i < argv.length; i++) {
-		const a = argv[i];
-		switch (a) {
-		case '--port-file': opt.portFile = argv[++i]; if (!opt.portFile) usage('--port-file needs a file'); break;
-		case '--port': opt.port = num(a, argv[++i]); break;
-		case '--api-key': opt.apiKey = argv[++i]; if (opt.apiKey === undefined) usage('--api-key needs a key'); break;
-		case '--bearer': opt.bearer = argv[++i]; if (opt.bearer === undefined) usage('--bearer needs a token'); break;
-		case '--delay-ms': opt.delayMs = num(a, argv[++i]); break;
-		case '--no-record': opt.record = false; break;
-		case '--max-records': opt.maxRecords = num(a, argv[++i]); break;
-		case '--parent-pid': opt.parentPid = num(a, argv[++i]); break;
-		case '-h': case '--help': usage(); break;
-		default: usage(`unknown argument: ${a}`);
-		}
-	}
-	if (!opt.portFile) usage('--port-file is required');
-}
+common.parseArgs('anthropic-fake', 'usage: anthropic-fake.js --port-file FILE [--port N] [--api-key KEY] ' +
+	'[--bearer TOKEN] [--delay-ms N] [--no-record] [--max-records N] [--parent-pid PID]\n', opt, {
+	'--port-file': ({ next, usage }) => { opt.portFile = next(); if (!opt.portFile) usage('--port-file needs a file'); },
+	'--api-key': ({ next, usage }) => { opt.apiKey = next(); if (opt.apiKey === undefined) usage('--api-key needs a key'); },
+	'--bearer': ({ next, usage }) => { opt.bearer = next(); if (opt.bearer === undefined) usage('--bearer needs a token'); },
+	'--delay-ms': ({ a, num }) => { opt.delayMs = num(a); },
+	'--no-record': () => { opt.record = false; },
+	'--max-records': ({ a, num }) => { opt.maxRecords = num(a); },
+});
 
 const BODY_LIMIT = 32 * 1024 * 1024; // the API's, answered 413 request_too_large
 const VERSION = '2023-06-01';
@@ -55,27 +33,9 @@ const now = () => performance.timeOrigin + performance.now();
 
 // ---- state ----
 
-let records = [];
-let seq = 0;
-let total = 0;
-let inflight = 0;
-let inflightMax = 0;
-let script = [];
-
 const idPrefix = Math.random().toString(36).slice(2, 10);
 let idCounter = 0;
 const nextId = () => `${idPrefix}${(++idCounter).toString(36)}`;
-
-function addRecord(rec) {
-	records.push(rec);
-	if (records.length > opt.maxRecords + Math.max(16, opt.maxRecords >> 3)) {
-		records = records.slice(records.length - opt.maxRecords);
-	}
-}
-
-function currentRecords() {
-	return records.length > opt.maxRecords ? records.slice(records.length - opt.maxRecords) : records;
-}
 
 // ---- responses ----
 
@@ -626,70 +586,12 @@ function api(ctx, req) {
 	sendError(ctx, 404, 'not_found_error', `Not found: ${req.method} ${p}`);
 }
 
-// ---- control endpoints ----
+// ---- the server: records, /_fake/* and the body (fake-common.js) ----
 
-function control(req, res, path, raw) {
-	const reply = (status, obj) => {
-		const body = JSON.stringify(obj);
-		res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
-		res.end(body);
-	};
-	switch (`${req.method} ${path}`) {
-	case 'GET /_fake/requests': return reply(200, currentRecords());
-	case 'DELETE /_fake/requests': records = []; return reply(200, { cleared: true });
-	case 'GET /_fake/stats': return reply(200, { requests: total, inflight, inflight_max: inflightMax });
-	case 'GET /_fake/script': return reply(200, { steps: script });
-	case 'DELETE /_fake/script': script = []; return reply(200, { cleared: true });
-	case 'POST /_fake/script': {
-		let body;
-		try { body = JSON.parse(raw); } catch (e) { body = null; }
-		if (!body || !Array.isArray(body.steps) || body.steps.some((s) => !isObj(s))) {
-			return reply(400, { type: 'error', error: { type: 'invalid_request_error', message: 'body must be {"steps":[{...},...]}' } });
-		}
-		script.push(...body.steps);
-		return reply(200, { queued: script.length });
-	}
-	default:
-		return reply(404, { type: 'error', error: { type: 'not_found_error', message: `Not found: ${req.method} ${path}` } });
-	}
-}
-
-// ---- the server ----
-
-function handle(req, res) {
-	const start = now();
-	const q = req.url.indexOf('?');
-	const path = q < 0 ? req.url : req.url.slice(0, q);
-	const isControl = path.startsWith('/_fake/');
-	res.on('error', () => {});
-	let ctx = null;
-	if (!isControl) {
-		total++;
-		const rec = opt.record ? {
-			seq: ++seq, received_at: start, finished_at: null, inflight_at_start: inflight,
-			method: req.method, path: req.url, headers: req.headers, body: null, status: null, step: null,
-		} : null;
-		inflight++;
-		if (inflight > inflightMax) inflightMax = inflight;
-		ctx = {
-			req, res, start, path, rec, raw: '', bodyBytes: 0, gone: false, timer: null, marker: null, cut: false,
-			requestId: `req_011${nextId()}`, midError: false,
-			setStatus(s) { if (this.rec) this.rec.status = s; },
-		};
-		if (rec) addRecord(rec);
-		res.on('close', () => {
-			inflight--;
-			ctx.gone = true;
-			if (ctx.timer) { clearTimeout(ctx.timer); ctx.timer = null; }
-			if (rec) {
-				rec.finished_at = now();
-				if (!res.writableFinished) rec.aborted = true;
-			}
-		});
-	}
-
-	const declared = Number(req.headers['content-length']);
-	const tooLarge = () => {
+const { script } = common.apiFake({
+	name: 'anthropic-fake', opt, now, bodyLimit: BODY_LIMIT, api,
+	initCtx(ctx) { ctx.requestId = `req_011${nextId()}`; ctx.midError = false; },
+	tooLarge(ctx, res) {
 		const body = JSON.stringify({ type: 'error', error: { type: 'request_too_large',
 			message: 'Request exceeds the maximum allowed number of bytes.' }, request_id: ctx ? ctx.requestId : null });
 		const h = ctx ? apiHeaders(ctx, 413) : {};
@@ -699,72 +601,7 @@ function handle(req, res) {
 		h.connection = 'close';
 		res.writeHead(413, h);
 		res.end(body);
-		req.resume();
-	};
-	if (declared > BODY_LIMIT) return tooLarge();
-
-	const chunks = [];
-	let size = 0;
-	let over = false;
-	req.on('data', (c) => {
-		if (over) return;
-		size += c.length;
-		if (size > BODY_LIMIT) { over = true; chunks.length = 0; tooLarge(); return; }
-		chunks.push(c);
-	});
-	req.on('error', () => {});
-	req.on('end', () => {
-		if (over) return;
-		const raw = chunks.length === 0 ? '' : (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8');
-		if (isControl) return control(req, res, path, raw);
-		if (ctx.gone) return;
-		ctx.raw = raw;
-		ctx.bodyBytes = size;
-		if (ctx.rec && raw !== '') {
-			try { ctx.rec.body = JSON.parse(raw); } catch (e) { ctx.rec.body = raw; }
-		}
-		api(ctx, req);
-	});
-}
-
-const server = http.createServer({ keepAlive: true }, handle);
-server.keepAliveTimeout = 65000;
-server.headersTimeout = 66000;
-server.requestTimeout = 0;
-server.on('clientError', (err, socket) => {
-	if (socket.writable && err.code !== 'ECONNRESET') {
-		socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-	} else socket.destroy();
+	},
+	badScript: { type: 'error', error: { type: 'invalid_request_error', message: 'body must be {"steps":[{...},...]}' } },
+	notFound: (method, path) => ({ type: 'error', error: { type: 'not_found_error', message: `Not found: ${method} ${path}` } }),
 });
-server.on('error', (err) => {
-	process.stderr.write(`anthropic-fake: ${err.message}\n`);
-	process.exit(1);
-});
-
-server.listen(opt.port, '127.0.0.1', () => {
-	const port = server.address().port;
-	const tmp = `${opt.portFile}.tmp.${process.pid}`;
-	try {
-		fs.writeFileSync(tmp, `${port}\n`);
-		fs.renameSync(tmp, opt.portFile);
-	} catch (err) {
-		process.stderr.write(`anthropic-fake: cannot write the port file: ${err.message}\n`);
-		try { fs.unlinkSync(tmp); } catch (e) { /* not there */ }
-		process.exit(1);
-	}
-	process.stderr.write(`anthropic-fake: listening on 127.0.0.1:${port}\n`);
-});
-
-function shutdown() {
-	server.close();
-	if (server.closeAllConnections) server.closeAllConnections();
-	process.exit(0);
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
-
-if (opt.parentPid) {
-	setInterval(() => {
-		try { process.kill(opt.parentPid, 0); } catch (e) { if (e.code === 'ESRCH') shutdown(); }
-	}, 500).unref();
-}

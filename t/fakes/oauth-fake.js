@@ -14,17 +14,8 @@
 'use strict';
 
 const http = require('http');
-const fs = require('fs');
 const crypto = require('crypto');
-
-function usage(msg) {
-	if (msg) process.stderr.write(`oauth-fake: ${msg}\n`);
-	process.stderr.write('usage: oauth-fake.js --port-file FILE [--port N] [--parent-pid PID] ' +
-		'[--client-id ID] [--body json|form] [--expires-in S] [--token-secret S] ' +
-		'[--token-delay-ms N] [--device-interval S] [--device-pending N] [--device-expires-in S] ' +
-		'[--exchange-expires-in S] [--exchange-refresh-in S]\n');
-	process.exit(2);
-}
+const common = require('./fake-common');
 
 const opt = {
 	portFile: null, port: 0, parentPid: 0, clientId: 'crab-test-client', body: 'json',
@@ -33,36 +24,28 @@ const opt = {
 	exchangeRefreshIn: 1500,
 };
 {
-	const argv = process.argv.slice(2);
-	const num = (name, v) => {
-		if (v === undefined || !/^\d+$/.test(v)) usage(`${name} needs a non-negative integer`);
-		return Number(v);
-	};
-	const str = (name, v) => {
-		if (v === undefined || v === '') usage(`${name} needs a value`);
+	const str = ({ a, next, usage }) => {
+		const v = next();
+		if (v === undefined || v === '') usage(`${a} needs a value`);
 		return v;
 	};
-	for (let i = 0; i < argv.length; i++) {
-		const a = argv[i];
-		switch (a) {
-		case '--port-file': opt.portFile = str(a, argv[++i]); break;
-		case '--port': opt.port = num(a, argv[++i]); break;
-		case '--parent-pid': opt.parentPid = num(a, argv[++i]); break;
-		case '--client-id': opt.clientId = str(a, argv[++i]); break;
-		case '--body': opt.body = str(a, argv[++i]); if (!['json', 'form'].includes(opt.body)) usage('--body is json or form'); break;
-		case '--expires-in': opt.expiresIn = num(a, argv[++i]); break;
-		case '--token-secret': opt.tokenSecret = str(a, argv[++i]); break;
-		case '--token-delay-ms': opt.tokenDelayMs = num(a, argv[++i]); break;
-		case '--device-interval': opt.deviceInterval = num(a, argv[++i]); break;
-		case '--device-pending': opt.devicePending = num(a, argv[++i]); break;
-		case '--device-expires-in': opt.deviceExpiresIn = num(a, argv[++i]); break;
-		case '--exchange-expires-in': opt.exchangeExpiresIn = num(a, argv[++i]); break;
-		case '--exchange-refresh-in': opt.exchangeRefreshIn = num(a, argv[++i]); break;
-		case '-h': case '--help': usage(); break;
-		default: usage(`unknown argument: ${a}`);
-		}
-	}
-	if (!opt.portFile) usage('--port-file is required');
+	const num = (key) => ({ a, num: n }) => { opt[key] = n(a); };
+	common.parseArgs('oauth-fake', 'usage: oauth-fake.js --port-file FILE [--port N] [--parent-pid PID] ' +
+		'[--client-id ID] [--body json|form] [--expires-in S] [--token-secret S] ' +
+		'[--token-delay-ms N] [--device-interval S] [--device-pending N] [--device-expires-in S] ' +
+		'[--exchange-expires-in S] [--exchange-refresh-in S]\n', opt, {
+		'--port-file': (o) => { opt.portFile = str(o); },
+		'--client-id': (o) => { opt.clientId = str(o); },
+		'--body': (o) => { opt.body = str(o); if (!['json', 'form'].includes(opt.body)) o.usage('--body is json or form'); },
+		'--expires-in': num('expiresIn'),
+		'--token-secret': (o) => { opt.tokenSecret = str(o); },
+		'--token-delay-ms': num('tokenDelayMs'),
+		'--device-interval': num('deviceInterval'),
+		'--device-pending': num('devicePending'),
+		'--device-expires-in': num('deviceExpiresIn'),
+		'--exchange-expires-in': num('exchangeExpiresIn'),
+		'--exchange-refresh-in': num('exchangeRefreshIn'),
+	});
 }
 
 const BODY_LIMIT = 1024 * 1024;
@@ -128,12 +111,11 @@ function tokenPair(scope) {
 // ---- helpers ----
 
 function send(res, status, obj, headers) {
-	const body = typeof obj === 'string' ? obj : JSON.stringify(obj);
+	if (typeof obj !== 'string') return common.replyJson(res, status, obj, headers);
 	res.writeHead(status, Object.assign({
-		'content-type': typeof obj === 'string' ? 'text/html; charset=utf-8' : 'application/json',
-		'content-length': String(Buffer.byteLength(body)),
+		'content-type': 'text/html; charset=utf-8', 'content-length': String(Buffer.byteLength(obj)),
 	}, headers || {}));
-	res.end(body);
+	res.end(obj);
 }
 
 function oauthError(res, status, error, description) {
@@ -436,32 +418,4 @@ function handle(req, res) {
 const server = http.createServer({ keepAlive: true }, handle);
 server.keepAliveTimeout = 65000;
 server.on('clientError', (err, socket) => socket.destroy());
-server.on('error', (err) => {
-	process.stderr.write(`oauth-fake: ${err.message}\n`);
-	process.exit(1);
-});
-server.listen(opt.port, '127.0.0.1', () => {
-	const port = server.address().port;
-	const tmp = `${opt.portFile}.tmp.${process.pid}`;
-	try {
-		fs.writeFileSync(tmp, `${port}\n`);
-		fs.renameSync(tmp, opt.portFile);
-	} catch (err) {
-		process.stderr.write(`oauth-fake: cannot write the port file: ${err.message}\n`);
-		process.exit(1);
-	}
-	process.stderr.write(`oauth-fake: listening on 127.0.0.1:${port}\n`);
-});
-
-function shutdown() {
-	server.close();
-	if (server.closeAllConnections) server.closeAllConnections();
-	process.exit(0);
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
-if (opt.parentPid) {
-	setInterval(() => {
-		try { process.kill(opt.parentPid, 0); } catch (e) { if (e.code === 'ESRCH') shutdown(); }
-	}, 500).unref();
-}
+common.listen(server, 'oauth-fake', opt);

@@ -8,71 +8,30 @@
 //        [--delay-ms N] [--no-record] [--max-records N] [--parent-pid PID]
 'use strict';
 
-const http = require('http');
-const fs = require('fs');
 const { performance } = require('perf_hooks');
+const common = require('./fake-common');
 
 // ---- command line ----
 
-function usage(msg) {
-	if (msg) process.stderr.write(`openai-fake: ${msg}\n`);
-	process.stderr.write('usage: openai-fake.js --port-file FILE [--port N] [--api-key KEY] ' +
-		'[--delay-ms N] [--no-record] [--max-records N] [--parent-pid PID]\n');
-	process.exit(2);
-}
-
 const opt = { portFile: null, port: 0, apiKey: null, delayMs: 0, record: true, maxRecords: 100000, parentPid: 0 };
-{
-	const argv = process.argv.slice(2);
-	const num = (name, v) => {
-		if (v === undefined || !/^\d+$/.test(v)) usage(`${name} needs a non-negative integer`);
-		return Number(v);
-	};
-	for (let i = 0; i < argv.length; i++) {
-		const a = argv[i];
-		switch (a) {
-		case '--port-file': opt.portFile = argv[++i]; if (!opt.portFile) usage('--port-file needs a file'); break;
-		case '--port': opt.port = num(a, argv[++i]); break;
-		case '--api-key': opt.apiKey = argv[++i]; if (opt.apiKey === undefined) usage('--api-key needs a key'); break;
-		case '--delay-ms': opt.delayMs = num(a, argv[++i]); break;
-		case '--no-record': opt.record = false; break;
-		case '--max-records': opt.maxRecords = num(a, argv[++i]); break;
-		case '--parent-pid': opt.parentPid = num(a, argv[++i]); break;
-		case '-h': case '--help': usage(); break;
-		default: usage(`unknown argument: ${a}`);
-		}
-	}
-	if (!opt.portFile) usage('--port-file is required');
-}
+common.parseArgs('openai-fake', 'usage: openai-fake.js --port-file FILE [--port N] [--api-key KEY] ' +
+	'[--delay-ms N] [--no-record] [--max-records N] [--parent-pid PID]\n', opt, {
+	'--port-file': ({ next, usage }) => { opt.portFile = next(); if (!opt.portFile) usage('--port-file needs a file'); },
+	'--api-key': ({ next, usage }) => { opt.apiKey = next(); if (opt.apiKey === undefined) usage('--api-key needs a key'); },
+	'--delay-ms': ({ a, num }) => { opt.delayMs = num(a); },
+	'--no-record': () => { opt.record = false; },
+	'--max-records': ({ a, num }) => { opt.maxRecords = num(a); },
+});
 
 const BODY_LIMIT = 8 * 1024 * 1024;
 const now = () => performance.timeOrigin + performance.now();
 
 // ---- state ----
 
-let records = [];          // request records, oldest first, bounded by opt.maxRecords
-let seq = 0;               // last record's seq
-let total = 0;             // API requests seen (control endpoints not counted)
-let inflight = 0;
-let inflightMax = 0;
-let script = [];           // FIFO of steps from POST /_fake/script
-
 // Ids: a random per-process prefix and a counter are unique and cost nothing per request.
 const idPrefix = Math.random().toString(36).slice(2, 10);
 let idCounter = 0;
 const nextId = () => `${idPrefix}${(++idCounter).toString(36)}`;
-
-function addRecord(rec) {
-	records.push(rec);
-	// Trim in bulk, so that a full buffer does not cost an O(n) shift per request.
-	if (records.length > opt.maxRecords + Math.max(16, opt.maxRecords >> 3)) {
-		records = records.slice(records.length - opt.maxRecords);
-	}
-}
-
-function currentRecords() {
-	return records.length > opt.maxRecords ? records.slice(records.length - opt.maxRecords) : records;
-}
 
 // ---- responses ----
 
@@ -488,70 +447,11 @@ function api(ctx, req) {
 	notFound(ctx, req);
 }
 
-// ---- control endpoints ----
+// ---- the server: records, /_fake/* and the body (fake-common.js) ----
 
-function control(req, res, path, raw) {
-	const reply = (status, obj) => {
-		const body = JSON.stringify(obj);
-		res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
-		res.end(body);
-	};
-	const key = `${req.method} ${path}`;
-	switch (key) {
-	case 'GET /_fake/requests': return reply(200, currentRecords());
-	case 'DELETE /_fake/requests': records = []; return reply(200, { cleared: true });
-	case 'GET /_fake/stats': return reply(200, { requests: total, inflight, inflight_max: inflightMax });
-	case 'GET /_fake/script': return reply(200, { steps: script });
-	case 'DELETE /_fake/script': script = []; return reply(200, { cleared: true });
-	case 'POST /_fake/script': {
-		let body;
-		try { body = JSON.parse(raw); } catch (e) { body = null; }
-		if (!body || !Array.isArray(body.steps) || body.steps.some((s) => !s || typeof s !== 'object' || Array.isArray(s))) {
-			return reply(400, errorBody('body must be {"steps":[{...},...]}', 'invalid_request_error', null));
-		}
-		script.push(...body.steps);
-		return reply(200, { queued: script.length });
-	}
-	default:
-		return reply(404, errorBody(`Invalid URL (${req.method} ${path})`, 'invalid_request_error', null));
-	}
-}
-
-// ---- the server ----
-
-function handle(req, res) {
-	const start = now();
-	const q = req.url.indexOf('?');
-	const path = q < 0 ? req.url : req.url.slice(0, q);
-	const isControl = path.startsWith('/_fake/');
-	res.on('error', () => {});
-	let ctx = null;
-	if (!isControl) {
-		total++;
-		const rec = opt.record ? {
-			seq: ++seq, received_at: start, finished_at: null, inflight_at_start: inflight,
-			method: req.method, path: req.url, headers: req.headers, body: null, status: null, step: null,
-		} : null;
-		inflight++;
-		if (inflight > inflightMax) inflightMax = inflight;
-		ctx = {
-			req, res, start, path, rec, raw: '', bodyBytes: 0, gone: false, timer: null, marker: null, cut: false,
-			setStatus(s) { if (this.rec) this.rec.status = s; },
-		};
-		if (rec) addRecord(rec);
-		res.on('close', () => {
-			inflight--;
-			ctx.gone = true;
-			if (ctx.timer) { clearTimeout(ctx.timer); ctx.timer = null; }
-			if (rec) {
-				rec.finished_at = now();
-				if (!res.writableFinished) rec.aborted = true;
-			}
-		});
-	}
-
-	const declared = Number(req.headers['content-length']);
-	const tooLarge = () => {
+const { script } = common.apiFake({
+	name: 'openai-fake', opt, now, bodyLimit: BODY_LIMIT, api,
+	tooLarge(ctx, res) {
 		if (ctx) { ctx.setStatus(413); if (ctx.rec) ctx.rec.body = null; }
 		const body = JSON.stringify(errorBody(`Request body too large: the limit is ${BODY_LIMIT} bytes.`,
 			'invalid_request_error', 'request_too_large'));
@@ -560,73 +460,7 @@ function handle(req, res) {
 		h['content-length'] = String(Buffer.byteLength(body));
 		res.writeHead(413, h);
 		res.end(body);
-		req.resume();
-	};
-	if (declared > BODY_LIMIT) return tooLarge();
-
-	const chunks = [];
-	let size = 0;
-	let over = false;
-	req.on('data', (c) => {
-		if (over) return;
-		size += c.length;
-		if (size > BODY_LIMIT) { over = true; chunks.length = 0; tooLarge(); return; }
-		chunks.push(c);
-	});
-	req.on('error', () => {});
-	req.on('end', () => {
-		if (over) return;
-		const raw = chunks.length === 0 ? '' : (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8');
-		if (isControl) return control(req, res, path, raw);
-		if (ctx.gone) return;
-		ctx.raw = raw;
-		ctx.bodyBytes = size;
-		if (ctx.rec && raw !== '') {
-			try { ctx.rec.body = JSON.parse(raw); } catch (e) { ctx.rec.body = raw; }
-		}
-		api(ctx, req);
-	});
-}
-
-const server = http.createServer({ keepAlive: true }, handle);
-server.keepAliveTimeout = 65000;
-server.headersTimeout = 66000;
-server.requestTimeout = 0;
-server.on('clientError', (err, socket) => {
-	if (socket.writable && err.code !== 'ECONNRESET') {
-		socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-	} else socket.destroy();
+	},
+	badScript: errorBody('body must be {"steps":[{...},...]}', 'invalid_request_error', null),
+	notFound: (method, path) => errorBody(`Invalid URL (${method} ${path})`, 'invalid_request_error', null),
 });
-server.on('error', (err) => {
-	process.stderr.write(`openai-fake: ${err.message}\n`);
-	process.exit(1);
-});
-
-server.listen(opt.port, '127.0.0.1', () => {
-	const port = server.address().port;
-	const tmp = `${opt.portFile}.tmp.${process.pid}`;
-	try {
-		fs.writeFileSync(tmp, `${port}\n`);
-		fs.renameSync(tmp, opt.portFile);
-	} catch (err) {
-		process.stderr.write(`openai-fake: cannot write the port file: ${err.message}\n`);
-		try { fs.unlinkSync(tmp); } catch (e) { /* not there */ }
-		process.exit(1);
-	}
-	process.stderr.write(`openai-fake: listening on 127.0.0.1:${port}\n`);
-});
-
-function shutdown() {
-	server.close();
-	if (server.closeAllConnections) server.closeAllConnections();
-	process.exit(0);
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
-
-// --parent-pid: a test script killed outright (kill -9, no EXIT trap) leaves no fake behind.
-if (opt.parentPid) {
-	setInterval(() => {
-		try { process.kill(opt.parentPid, 0); } catch (e) { if (e.code === 'ESRCH') shutdown(); }
-	}, 500).unref();
-}

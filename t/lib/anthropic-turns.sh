@@ -35,42 +35,20 @@ ensure_anthropic_client() {
 # up to 10 s for its port file. Exports ANT_URL=http://127.0.0.1:PORT (what base_url and
 # the SDK's baseURL take) and FAKE_PID; sets FAKE_CONTROL (the same URL) and FAKE_LOG.
 start_anthropic_fake() {
-	local i port="" port_file
-	command -v node >/dev/null || { echo "node is not installed (.ci/install-deps installs nodejs)"; return 1; }
+	local rc
 	FAKE_N=$((FAKE_N + 1))
-	port_file=$TRASH/anthropic-fake.$FAKE_N.port
 	FAKE_LOG=$TRASH/anthropic-fake.$FAKE_N.log
-	rm -f "$port_file"
-	node "$FAKES_DIR/anthropic-fake.js" --port-file "$port_file" --parent-pid $$ "$@" >>"$FAKE_LOG" 2>&1 &
-	FAKE_PID=$!
-	TEST_PIDS="$TEST_PIDS $FAKE_PID"
-	export FAKE_PID
-	for i in $(seq 1 200); do
-		if [ -s "$port_file" ]; then
-			port=$(cat "$port_file")
-			break
-		fi
-		kill -0 "$FAKE_PID" 2>/dev/null || { echo "the anthropic fake exited:"; cat "$FAKE_LOG"; return 1; }
-		sleep 0.05
-	done
-	[ -n "$port" ] || { echo "the anthropic fake wrote no port in 10 s:"; cat "$FAKE_LOG"; return 1; }
-	FAKE_CONTROL=http://127.0.0.1:$port
+	start_fake anthropic "$TRASH/anthropic-fake.$FAKE_N.port" "$FAKE_LOG" "$@"
+	rc=$?
+	[ -n "$STARTED_PID" ] && export FAKE_PID=$STARTED_PID
+	[ "$rc" -eq 0 ] || return 1
+	FAKE_CONTROL=http://127.0.0.1:$STARTED_PORT
 	export ANT_URL=$FAKE_CONTROL
 }
 
 # stop_anthropic_fake [PID]: SIGTERM to the fake (default $FAKE_PID); it must exit 0 in 5 s.
 stop_anthropic_fake() {
-	local pid=${1:-$FAKE_PID} i rc
-	kill -TERM "$pid" 2>/dev/null || { echo "the anthropic fake $pid was not running"; return 1; }
-	for i in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -0 "$pid" 2>/dev/null && { echo "the anthropic fake $pid ignored SIGTERM"; kill -9 "$pid"; }
-	wait "$pid"
-	rc=$?
-	TEST_PIDS=$(echo " $TEST_PIDS " | sed "s/ $pid / /")
-	[ "$rc" -eq 0 ] || { echo "the anthropic fake exited with $rc"; return 1; }
+	stop_fake anthropic "${1:-$FAKE_PID}"
 }
 
 # anthropic_yaml KEY_ENV [MODEL-LINE...]: one anthropic model "claude" on $ANT_URL with its

@@ -3,8 +3,10 @@
 # script exits, whatever happened; it also exits by itself when the script's shell is gone.
 #
 #   ensure_openai_client            t/fakes/node_modules (the official `openai` client)
+#   start_fake NAME PORT_FILE LOG [ARGS...]  any fake; sets STARTED_PID, STARTED_PORT
 #   start_openai_fake [ARGS...]     sets FAKE_URL (.../v1), FAKE_CONTROL, FAKE_PID, FAKE_LOG
-#   stop_openai_fake [PID]          SIGTERM; it must exit 0
+#   stop_fake NAME PID              SIGTERM; it must exit 0
+#   stop_openai_fake [PID]          the same for the openai fake
 #   fake_requests                   prints GET /_fake/requests (a JSON array)
 #   fake_script '{"steps":[...]}'   appends steps to the fake's script
 
@@ -43,48 +45,64 @@ openai_client_current() {
 		! [ "$FAKES_DIR/package-lock.json" -nt "$nm/.package-lock.json" ]
 }
 
+# start_fake NAME PORT_FILE LOG [ARGS...]: starts t/fakes/NAME-fake.js on an ephemeral
+# loopback port (ARGS go to it), logging to LOG, and waits up to 10 s for its port file.
+# Sets STARTED_PID (in TEST_PIDS; set even when the fake fails) and STARTED_PORT.
+start_fake() {
+	local name=$1 port_file=$2 log=$3 i
+	shift 3
+	STARTED_PID="" STARTED_PORT=""
+	command -v node >/dev/null || { echo "node is not installed (.ci/install-deps installs nodejs)"; return 1; }
+	rm -f "$port_file"
+	node "$FAKES_DIR/$name-fake.js" --port-file "$port_file" --parent-pid $$ "$@" >>"$log" 2>&1 &
+	STARTED_PID=$!
+	TEST_PIDS="$TEST_PIDS $STARTED_PID"
+	for i in $(seq 1 200); do
+		if [ -s "$port_file" ]; then
+			STARTED_PORT=$(cat "$port_file")
+			break
+		fi
+		kill -0 "$STARTED_PID" 2>/dev/null || { echo "the $name fake exited:"; cat "$log"; return 1; }
+		sleep 0.05
+	done
+	[ -n "$STARTED_PORT" ] || { echo "the $name fake wrote no port in 10 s:"; cat "$log"; return 1; }
+}
+
 # start_openai_fake [ARGS...]: starts t/fakes/openai-fake.js on an ephemeral loopback port
 # (extra ARGS go to it: --api-key KEY, --delay-ms N, --no-record, --max-records N) and waits
 # up to 10 s for its port file. Exports FAKE_URL=http://127.0.0.1:PORT/v1 and FAKE_PID;
 # sets FAKE_CONTROL (the same without /v1, for /_fake/*) and FAKE_LOG. Each call starts
 # another fake; save the variables first to use two.
 start_openai_fake() {
-	local i port="" port_file
-	command -v node >/dev/null || { echo "node is not installed (.ci/install-deps installs nodejs)"; return 1; }
+	local rc
 	FAKE_N=$((FAKE_N + 1))
-	port_file=$TRASH/openai-fake.$FAKE_N.port
 	FAKE_LOG=$TRASH/openai-fake.$FAKE_N.log
-	rm -f "$port_file"
-	node "$FAKES_DIR/openai-fake.js" --port-file "$port_file" --parent-pid $$ "$@" >>"$FAKE_LOG" 2>&1 &
-	FAKE_PID=$!
-	TEST_PIDS="$TEST_PIDS $FAKE_PID"
-	export FAKE_PID
-	for i in $(seq 1 200); do
-		if [ -s "$port_file" ]; then
-			port=$(cat "$port_file")
-			break
-		fi
-		kill -0 "$FAKE_PID" 2>/dev/null || { echo "the openai fake exited:"; cat "$FAKE_LOG"; return 1; }
-		sleep 0.05
-	done
-	[ -n "$port" ] || { echo "the openai fake wrote no port in 10 s:"; cat "$FAKE_LOG"; return 1; }
-	FAKE_CONTROL=http://127.0.0.1:$port
+	start_fake openai "$TRASH/openai-fake.$FAKE_N.port" "$FAKE_LOG" "$@"
+	rc=$?
+	[ -n "$STARTED_PID" ] && export FAKE_PID=$STARTED_PID
+	[ "$rc" -eq 0 ] || return 1
+	FAKE_CONTROL=http://127.0.0.1:$STARTED_PORT
 	export FAKE_URL=$FAKE_CONTROL/v1
 }
 
-# stop_openai_fake [PID]: SIGTERM to the fake (default $FAKE_PID); it must exit 0 in 5 s.
-stop_openai_fake() {
-	local pid=${1:-$FAKE_PID} i rc
-	kill -TERM "$pid" 2>/dev/null || { echo "the openai fake $pid was not running"; return 1; }
+# stop_fake NAME PID: SIGTERM to the NAME fake PID; it must exit 0 in 5 s.
+stop_fake() {
+	local name=$1 pid=$2 i rc
+	kill -TERM "$pid" 2>/dev/null || { echo "the $name fake $pid was not running"; return 1; }
 	for i in $(seq 1 100); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
-	kill -0 "$pid" 2>/dev/null && { echo "the openai fake $pid ignored SIGTERM"; kill -9 "$pid"; }
+	kill -0 "$pid" 2>/dev/null && { echo "the $name fake $pid ignored SIGTERM"; kill -9 "$pid"; }
 	wait "$pid"
 	rc=$?
 	TEST_PIDS=$(echo " $TEST_PIDS " | sed "s/ $pid / /")
-	[ "$rc" -eq 0 ] || { echo "the openai fake exited with $rc"; return 1; }
+	[ "$rc" -eq 0 ] || { echo "the $name fake exited with $rc"; return 1; }
+}
+
+# stop_openai_fake [PID]: SIGTERM to the fake (default $FAKE_PID); it must exit 0 in 5 s.
+stop_openai_fake() {
+	stop_fake openai "${1:-$FAKE_PID}"
 }
 
 # fake_requests: the fake's request records, a JSON array.

@@ -1,5 +1,6 @@
 # t/lib/oauth.sh: the fake subscription-auth provider (t/fakes/oauth-fake.js) in test
-# scripts, and turns through models whose auth: it serves. Source it after test-lib.sh.
+# scripts, and turns through models whose auth: it serves. Source it after test-lib.sh
+# (it sources fakes.sh, for start_fake, when that is not done yet).
 #
 #   start_oauth_fake [ARGS...]   sets OAUTH_URL, OAUTH_PID, OAUTH_LOG
 #   oauth_stat JQ                one figure of GET /_fake/stats ("0" when absent)
@@ -11,26 +12,17 @@
 #                                its own connection; their turns.wait answers in
 #                                ./burst.PREFIX, one JSON line each
 
+command -v start_fake >/dev/null || . "$TEST_ROOT/t/lib/fakes.sh"
+
 # start_oauth_fake [ARGS...]: t/fakes/oauth-fake.js on an ephemeral loopback port.
 start_oauth_fake() {
-	local i port="" port_file=$TRASH/oauth-fake.port
-	command -v node >/dev/null || { echo "node is not installed (.ci/install-deps installs nodejs)"; return 1; }
+	local rc
 	OAUTH_LOG=$TRASH/oauth-fake.log
-	rm -f "$port_file"
-	node "$TEST_ROOT/t/fakes/oauth-fake.js" --port-file "$port_file" --parent-pid $$ "$@" \
-		>>"$OAUTH_LOG" 2>&1 &
-	OAUTH_PID=$!
-	TEST_PIDS="$TEST_PIDS $OAUTH_PID"
-	for i in $(seq 1 200); do
-		if [ -s "$port_file" ]; then
-			port=$(cat "$port_file")
-			break
-		fi
-		kill -0 "$OAUTH_PID" 2>/dev/null || { echo "the oauth fake exited:"; cat "$OAUTH_LOG"; return 1; }
-		sleep 0.05
-	done
-	[ -n "$port" ] || { echo "the oauth fake wrote no port in 10 s:"; cat "$OAUTH_LOG"; return 1; }
-	OAUTH_URL=http://127.0.0.1:$port
+	start_fake oauth "$TRASH/oauth-fake.port" "$OAUTH_LOG" "$@"
+	rc=$?
+	[ -n "$STARTED_PID" ] && OAUTH_PID=$STARTED_PID
+	[ "$rc" -eq 0 ] || return 1
+	OAUTH_URL=http://127.0.0.1:$STARTED_PORT
 }
 
 oauth_stat() {
