@@ -67,6 +67,7 @@ CORE_SRC := \
 	core/ingest.c \
 	core/turns.c \
 	core/turn_run.c \
+	core/turn_call.c \
 	core/http_server.c \
 	core/ws_frame.c \
 	core/ws.c \

@@ -114,6 +114,20 @@ struct turn *crab_turn_new_reserved(struct crab_turns *t);
 void crab_turn_adopt(struct turn *tr, struct tsession *s, struct pending *p);
 void crab_turn_unreserve(struct turn *tr);
 
+/* turn_run.c, for turn_call.c and turn_tools.c */
+/* The turn's error, unless it has one already (the first is the one that counts). */
+void crab_turn_set_error(struct turn *tr, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The call is over: the finish job stores what it came to. */
+void crab_turn_finish(struct turn *tr);
+
+/* turn_call.c */
+/* Composes the request and calls the model; the sink's last word finishes the turn, or
+ * runs its tools and calls the model again. */
+void crab_turn_call_model(struct turn *tr);
+/* Cancels the model call in flight, if any. */
+void crab_turn_end_call(struct turn *tr);
+
 /* turn_tools.c */
 void crab_turn_tools_offer(struct turn *tr);
 /* The model stopped to use tools, and no error came. */

@@ -140,12 +140,8 @@ void crab_turn_tools_run(struct turn *tr, void (*then)(struct turn *tr))
 
 	tr->tools_then = then;
 	if (++tr->rounds > tr->agent->tools_max_rounds) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "the model asked for tools more than %lld times in one "
-		    "turn", (long long)tr->agent->tools_max_rounds);
-		crab_strlcpy(tr->error_code, "tool_loop_limit", sizeof(tr->error_code));
-		free(tr->error_message);
-		tr->error_message = xstrdup(msg);
+		crab_turn_set_error(tr, "tool_loop_limit", "the model asked for tools more than "
+		    "%lld times in one turn", (long long)tr->agent->tools_max_rounds);
 		then(tr);
 		return;
 	}
