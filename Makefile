@@ -69,6 +69,7 @@ CORE_SRC := \
 	core/turn_run.c \
 	core/turn_call.c \
 	core/http_server.c \
+	core/http_request.c \
 	core/ws_frame.c \
 	core/ws.c \
 	core/ws_client.c \

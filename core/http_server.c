@@ -1,6 +1,6 @@
 /* http_server.c: HTTP/1.1 connections on bufferevents, parsed by http-parser; TLS
  * through libevent's OpenSSL bufferevents. */
-#include "http_server.h"
+#include "http_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,83 +24,6 @@
 #include "log.h"
 #include "tls.h"
 #include "util.h"
-
-#define MAX_HEADERS 64
-#define MAX_EXTRA_HEADERS 4
-#define LINGER_SECONDS 2
-#define LINGER_MAX_BYTES (8 << 20)
-#define READ_HIGH_WATER (16 << 10) /* input buffered per connection while a request is handled */
-
-enum conn_state {
-	CONN_READING,  /* parsing a request */
-	CONN_HANDLING, /* the handler has the request; input is paused */
-	CONN_CLOSING,  /* flushing the last reply, then closing */
-	CONN_LINGER,   /* reply sent, write side shut: discarding the rest of the input */
-};
-
-struct header {
-	size_t name, value; /* offsets into head.buf, NUL-terminated */
-};
-
-struct crab_http_request {
-	struct http_conn *conn;
-	char method[16];
-	struct {
-		char *buf; /* url, then header names and values, all NUL-terminated */
-		size_t len, cap;
-		struct header list[MAX_HEADERS];
-		int count;
-		int in_value; /* the parser's last callback was a header value */
-		int too_large;
-	} head;
-	struct evbuffer *body;
-	int body_too_large;
-	char *extra[MAX_EXTRA_HEADERS]; /* "Name: value" lines for the reply */
-	int nextra;
-	struct timeval started;
-	int started_set;
-};
-
-struct http_conn {
-	TAILQ_ENTRY(http_conn) link;
-	struct crab_http_server *srv;
-	struct bufferevent *bev; /* NULL once closed under a request still being handled */
-	http_parser parser;
-	enum conn_state state;
-	int linger;            /* the request was refused before all of it was read */
-	size_t lingered_bytes;
-	int parsing;           /* inside http_parser_execute: freeing must wait for it */
-	int doomed;            /* closed meanwhile: conn_parse frees it after the parser */
-	int tls;
-	struct event *handshake_deadline; /* until the TLS handshake is done */
-	int has_fp;            /* the client presented a certificate, fingerprint fp */
-	char fp[CRAB_FP_HEX];
-	char peer[64];
-	char **tags;           /* crab_http_request_tag_connection: told at close */
-	size_t ntags;
-	struct crab_http_request req;
-};
-
-TAILQ_HEAD(conn_list, http_conn);
-
-struct crab_http_server {
-	struct event_base *base;
-	struct evconnlistener *listener;
-	struct event *accept_pause;
-	struct crab_http_limits limits;
-	crab_http_head_cb on_head;
-	crab_http_request_cb on_request;
-	void *arg;
-	SSL_CTX *tls;
-	void (*on_close)(void *arg, const char *tag);
-	void *on_close_arg;
-	struct conn_list conns;
-	struct conn_list detached; /* closed, their request still with its handler */
-	size_t nconns;
-	size_t inflight;
-	int draining;
-	int port;
-};
 
 static const http_parser_settings parser_settings;
 
@@ -128,7 +51,7 @@ static const char *status_text(int status)
 
 /* ---- request state ---- */
 
-static void request_reset(struct crab_http_request *req)
+void http_request_reset(struct crab_http_request *req)
 {
 	for (int i = 0; i < req->nextra; i++)
 		free(req->extra[i]);
@@ -172,7 +95,7 @@ static struct http_conn *conn_of(http_parser *p)
 static int on_message_begin(http_parser *p)
 {
 	struct http_conn *c = conn_of(p);
-	request_reset(&c->req);
+	http_request_reset(&c->req);
 	c->req.conn = c;
 	c->req.body = evbuffer_new();
 	event_base_gettimeofday_cached(c->srv->base, &c->req.started);
@@ -231,7 +154,6 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 }
 
 static void conn_refuse(struct http_conn *c, const struct crab_error *err);
-static void conn_flush(struct http_conn *c);
 
 static int on_headers_complete(http_parser *p)
 {
@@ -258,7 +180,7 @@ static int on_headers_complete(http_parser *p)
 		const char *expect = crab_http_request_header(r, "Expect");
 		if (expect != NULL && strcasecmp(expect, "100-continue") == 0 && p->http_minor >= 1) {
 			evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
-			conn_flush(c);
+			http_conn_flush(c);
 		}
 	}
 	return 0;
@@ -312,7 +234,7 @@ static void conn_tell_closed(struct http_conn *c)
 	c->ntags = 0;
 }
 
-static void conn_free(struct http_conn *c)
+void http_conn_free(struct http_conn *c)
 {
 	struct crab_http_server *srv = c->srv;
 
@@ -326,7 +248,7 @@ static void conn_free(struct http_conn *c)
 	}
 	if (c->handshake_deadline != NULL)
 		event_free(c->handshake_deadline);
-	request_reset(&c->req);
+	http_request_reset(&c->req);
 	free(c);
 }
 
@@ -354,7 +276,7 @@ static void conn_close(struct http_conn *c)
 		c->doomed = 1;
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	} else {
-		conn_free(c);
+		http_conn_free(c);
 	}
 }
 
@@ -369,7 +291,7 @@ static int conn_tls_shutdown(struct http_conn *c)
 	return sent;
 }
 
-static void write_response(struct http_conn *c, int status, const char *body, size_t len,
+void http_write_response(struct http_conn *c, int status, const char *body, size_t len,
     int keep_alive)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -386,7 +308,7 @@ static void write_response(struct http_conn *c, int status, const char *body, si
 /* Writes the output now, from the handler, instead of arming the write event for the
  * next loop turn and disarming it after (two epoll_ctl calls per reply). Only what the
  * socket does not take at once waits for the write event. */
-static void conn_flush(struct http_conn *c)
+void http_conn_flush(struct http_conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
@@ -411,7 +333,7 @@ static void conn_refuse(struct http_conn *c, const struct crab_error *err)
 
 	if (c->state == CONN_CLOSING || c->doomed)
 		goto out;
-	write_response(c, crab_error_status(err->code), body, strlen(body), 0);
+	http_write_response(c, crab_error_status(err->code), body, strlen(body), 0);
 	c->state = CONN_CLOSING;
 	c->linger = 1;
 	bufferevent_disable(c->bev, EV_READ);
@@ -446,7 +368,7 @@ static void conn_parse(struct http_conn *c)
 		n = http_parser_execute(&c->parser, &parser_settings, vec.iov_base, vec.iov_len);
 		c->parsing = 0;
 		if (c->doomed) {
-			conn_free(c);
+			http_conn_free(c);
 			return;
 		}
 		e = HTTP_PARSER_ERRNO(&c->parser);
@@ -474,7 +396,7 @@ static void conn_parse(struct http_conn *c)
 	}
 	if (c->state == CONN_READING && header_deadline_passed(c)) {
 		log_debug("closing %s: request too slow", c->peer);
-		conn_free(c);
+		http_conn_free(c);
 		return;
 	}
 	if (c->state == CONN_HANDLING) {
@@ -500,7 +422,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 	c->lingered_bytes += evbuffer_get_length(in);
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if (c->lingered_bytes > LINGER_MAX_BYTES)
-		conn_free(c);
+		http_conn_free(c);
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
@@ -512,14 +434,14 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
 	if (c->state != CONN_CLOSING) {
-		/* a reply conn_flush could not write at once has gone out */
+		/* a reply http_conn_flush could not write at once has gone out */
 		bufferevent_disable(bev, EV_WRITE);
 		return;
 	}
 	if (!c->linger) {
 		if (c->tls)
 			conn_tls_shutdown(c);
-		conn_free(c);
+		http_conn_free(c);
 		return;
 	}
 	c->state = CONN_LINGER;
@@ -550,7 +472,7 @@ static void handshake_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 
 	log_debug("closing %s: tls handshake too slow", c->peer);
-	conn_free(c);
+	http_conn_free(c);
 }
 
 static void log_tls_failure(struct http_conn *c)
@@ -586,7 +508,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		log_debug("closing idle connection %s", c->peer);
 	else if (c->handshake_deadline != NULL)
 		log_tls_failure(c);
-	conn_free(c);
+	http_conn_free(c);
 }
 
 static void format_peer(const struct sockaddr *sa, char *out, size_t outlen)
@@ -630,7 +552,7 @@ static struct bufferevent *tls_bufferevent_new(struct crab_http_server *srv, evu
 	/* A TCP close without close_notify is an EOF, as on plain connections: a cut
 	 * request never completes its framing anyway. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	/* writing only while a reply waits: see conn_flush */
+	/* writing only while a reply waits: see http_conn_flush */
 	bufferevent_disable(bev, EV_WRITE);
 	return bev;
 }
@@ -670,7 +592,7 @@ static void conn_new(struct crab_http_server *srv, evutil_socket_t fd, const cha
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_set_timeouts(c->bev, &idle, &idle);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
-	/* EV_WRITE only while a reply waits for the socket: see conn_flush */
+	/* EV_WRITE only while a reply waits for the socket: see http_conn_flush */
 	bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -829,7 +751,7 @@ void crab_http_server_drain(struct crab_http_server *srv)
 	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (c->state == CONN_READING && c->req.started_set == 0)
-			conn_free(c);
+			http_conn_free(c);
 	}
 }
 
@@ -865,9 +787,9 @@ void crab_http_server_free(struct crab_http_server *srv)
 		return;
 	srv->on_close = NULL; /* the owner is going too: closing is not news */
 	while (!TAILQ_EMPTY(&srv->conns))
-		conn_free(TAILQ_FIRST(&srv->conns));
+		http_conn_free(TAILQ_FIRST(&srv->conns));
 	while (!TAILQ_EMPTY(&srv->detached))
-		conn_free(TAILQ_FIRST(&srv->detached));
+		http_conn_free(TAILQ_FIRST(&srv->detached));
 	if (srv->listener != NULL)
 		evconnlistener_free(srv->listener);
 	event_free(srv->accept_pause);
@@ -880,156 +802,4 @@ void crab_http_server_on_close(struct crab_http_server *srv,
 {
 	srv->on_close = fn;
 	srv->on_close_arg = arg;
-}
-
-void crab_http_request_tag_connection(struct crab_http_request *req, const char *tag)
-{
-	struct http_conn *c = req->conn;
-
-	if (c->bev == NULL) { /* already closed: it is news now */
-		if (c->srv->on_close != NULL)
-			c->srv->on_close(c->srv->on_close_arg, tag);
-		return;
-	}
-	for (size_t i = 0; i < c->ntags; i++) {
-		if (strcmp(c->tags[i], tag) == 0)
-			return;
-	}
-	c->tags = xrealloc(c->tags, (c->ntags + 1) * sizeof(*c->tags));
-	c->tags[c->ntags++] = xstrdup(tag);
-}
-
-const char *crab_http_request_method(struct crab_http_request *req)
-{
-	return req->method;
-}
-
-const char *crab_http_request_path(struct crab_http_request *req)
-{
-	char *q;
-	/* The url is the first string of head.buf; cut the query for routing. */
-	if ((q = strchr(req->head.buf, '?')) != NULL)
-		*q = '\0';
-	return req->head.buf;
-}
-
-const char *crab_http_request_header(struct crab_http_request *req, const char *name)
-{
-	for (int i = 0; i < req->head.count; i++) {
-		if (strcasecmp(req->head.buf + req->head.list[i].name, name) == 0)
-			return req->head.list[i].value ? req->head.buf + req->head.list[i].value : "";
-	}
-	return NULL;
-}
-
-const char *crab_http_request_body(struct crab_http_request *req, size_t *len)
-{
-	*len = evbuffer_get_length(req->body);
-	return (const char *)evbuffer_pullup(req->body, -1);
-}
-
-const char *crab_http_request_peer(struct crab_http_request *req)
-{
-	return req->conn->peer;
-}
-
-int crab_http_request_is_tls(struct crab_http_request *req)
-{
-	return req->conn->tls;
-}
-
-const char *crab_http_request_peer_fingerprint(struct crab_http_request *req)
-{
-	return req->conn->has_fp ? req->conn->fp : NULL;
-}
-
-void crab_http_reply_header(struct crab_http_request *req, const char *name, const char *value)
-{
-	size_t n;
-
-	if (req->nextra == MAX_EXTRA_HEADERS)
-		fatalx("too many extra response headers");
-	n = strlen(name) + strlen(value) + 3;
-	req->extra[req->nextra] = xmalloc(n);
-	snprintf(req->extra[req->nextra++], n, "%s: %s", name, value);
-}
-
-void crab_http_reply(struct crab_http_request *req, int status, const char *body, size_t len)
-{
-	struct http_conn *c = req->conn;
-	struct crab_http_server *srv = c->srv;
-	int keep_alive;
-
-	srv->inflight--;
-	if (c->bev == NULL) { /* closed meanwhile: the client went away, or was cut off */
-		conn_free(c);
-		return;
-	}
-	/* A client that asked to switch protocols and was answered in HTTP may have sent
-	 * more than HTTP after its request: what follows is not parsed. */
-	keep_alive = http_should_keep_alive(&c->parser) && !srv->draining && !c->parser.upgrade;
-	write_response(c, status, body, len, keep_alive);
-	if (!keep_alive) {
-		c->state = CONN_CLOSING;
-		bufferevent_enable(c->bev, EV_WRITE); /* conn_write_cb closes after the flush */
-		return;
-	}
-	conn_flush(c);
-	request_reset(&c->req);
-	c->state = CONN_READING;
-	http_parser_pause(&c->parser, 0);
-	bufferevent_enable(c->bev, EV_READ);
-	/* Pipelined input already buffered: parse it from the loop, not from this call. */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-}
-
-void crab_http_reply_error(struct crab_http_request *req, const struct crab_error *err)
-{
-	char *body = crab_error_body(err);
-	crab_http_reply(req, crab_error_status(err->code), body, strlen(body));
-	free(body);
-}
-
-struct bufferevent *crab_http_request_upgrade(struct crab_http_request *req,
-    const char *const *headers)
-{
-	struct http_conn *c = req->conn;
-	struct crab_http_server *srv = c->srv;
-	struct bufferevent *bev = c->bev;
-	struct evbuffer *out;
-
-	srv->inflight--;
-	if (bev == NULL) { /* closed meanwhile */
-		conn_free(c);
-		return NULL;
-	}
-	out = bufferevent_get_output(bev);
-	evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\n");
-	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
-		evbuffer_add_printf(out, "%s\r\n", headers[i]);
-	for (int i = 0; i < req->nextra; i++)
-		evbuffer_add_printf(out, "%s\r\n", req->extra[i]);
-	evbuffer_add(out, "\r\n", 2);
-	/* The connection leaves the server without closing: its tags are the new owner's
-	 * business now, so they go without on_close. */
-	for (size_t i = 0; i < c->ntags; i++)
-		free(c->tags[i]);
-	free(c->tags);
-	c->tags = NULL;
-	c->ntags = 0;
-	/* Nothing of this layer stays on the bufferevent; what the client sent after the
-	 * request's head stays in its input. */
-	bufferevent_disable(bev, EV_READ | EV_WRITE);
-	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	bufferevent_set_timeouts(bev, NULL, NULL);
-	bufferevent_setwatermark(bev, EV_READ | EV_WRITE, 0, 0);
-	c->bev = NULL;
-	TAILQ_REMOVE(&srv->conns, c, link);
-	srv->nconns--;
-	if (c->handshake_deadline != NULL)
-		event_free(c->handshake_deadline);
-	request_reset(&c->req);
-	free(c);
-	return bev;
 }
