@@ -158,11 +158,13 @@ UNIT_TESTS := \
 	t/unit/test_http_tls \
 	t/unit/test_http_client \
 	t/unit/test_ws \
+	t/unit/test_ws_frame \
 	t/unit/test_store \
 	t/unit/test_storeq \
 	t/unit/test_abi \
 	t/unit/test_openai_sse \
 	t/unit/test_anthropic_sse \
+	t/unit/test_anthropic_module \
 	t/unit/test_router \
 	t/unit/test_identity \
 	t/unit/test_auth_seal \

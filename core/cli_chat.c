@@ -290,7 +290,13 @@ int crab_cli_chat_main(int argc, char **argv)
 	/* http://host:port -> ws://host:port/v1/ws; https -> wss, pinned to the gateway. */
 	{
 		const char *listen = json_string_value(json_object_get(gw, "listen"));
-		int secure = strncmp(listen, "https://", 8) == 0;
+		int secure = listen != NULL && strncmp(listen, "https://", 8) == 0;
+
+		if (listen == NULL || (!secure && strncmp(listen, "http://", 7) != 0)) {
+			fprintf(stderr, "crab: the gateway did not say where it listens\n");
+			c.rc = 1;
+			goto out;
+		}
 		snprintf(url, sizeof(url), "%s://%s/v1/ws", secure ? "wss" : "ws",
 		    listen + (secure ? 8 : 7));
 		if (secure) {

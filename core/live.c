@@ -79,14 +79,20 @@ static void send_error(struct conn *c, const struct crab_error *err)
 	json_decref(o);
 }
 
-static struct crab_lease *conn_lease(struct conn *c)
+/* The lease of that id while it has not expired, else NULL. */
+static struct crab_lease *live_lease(struct crab_live *l, const char *lease_id)
 {
 	struct crab_lease *le;
 
-	if (c->lease_id[0] == '\0')
+	if (lease_id[0] == '\0')
 		return NULL;
-	le = crab_lease_table_by_id(c->l->gw->leases, c->lease_id);
+	le = crab_lease_table_by_id(l->gw->leases, lease_id);
 	return le != NULL && le->expires_at > crab_clock_now_ms() ? le : NULL;
+}
+
+static struct crab_lease *conn_lease(struct conn *c)
+{
+	return live_lease(c->l, c->lease_id);
 }
 
 /* Whether a credential still stands: a lease alive, a peer still paired. */
@@ -130,6 +136,15 @@ static void unacked_free(void *v)
 	free(u);
 }
 
+/* Delivery i goes; the later ones move up. */
+static void unacked_remove(struct unacked *u, size_t i)
+{
+	free(u->frames[i]);
+	memmove(u->frames + i, u->frames + i + 1, (u->n - i - 1) * sizeof(*u->frames));
+	memmove(u->ids + i, u->ids + i + 1, (u->n - i - 1) * sizeof(*u->ids));
+	u->n--;
+}
+
 static void unacked_drop(struct crab_live *l, const char *lease_id)
 {
 	struct unacked *u = crab_strmap_del(l->unacked, lease_id);
@@ -153,12 +168,8 @@ static void unacked_add(struct crab_live *l, const char *lease_id, const char *i
 		u->prevp = &l->unacked_list;
 		l->unacked_list = u;
 	}
-	if (u->n == UNACKED_MAX) { /* the oldest goes: the turns stay in the store */
-		free(u->frames[0]);
-		memmove(u->frames, u->frames + 1, (u->n - 1) * sizeof(*u->frames));
-		memmove(u->ids, u->ids + 1, (u->n - 1) * sizeof(*u->ids));
-		u->n--;
-	}
+	if (u->n == UNACKED_MAX) /* the oldest goes: the turns stay in the store */
+		unacked_remove(u, 0);
 	u->frames = xrealloc(u->frames, (u->n + 1) * sizeof(*u->frames));
 	u->ids = xrealloc(u->ids, (u->n + 1) * sizeof(*u->ids));
 	u->frames[u->n] = xstrdup(frame);
@@ -171,13 +182,10 @@ static void unacked_ack(struct crab_live *l, const char *lease_id, const char *i
 	struct unacked *u = crab_strmap_get(l->unacked, lease_id);
 
 	for (size_t i = 0; u != NULL && i < u->n; i++) {
-		if (strcmp(u->ids[i], id) != 0)
-			continue;
-		free(u->frames[i]);
-		memmove(u->frames + i, u->frames + i + 1, (u->n - i - 1) * sizeof(*u->frames));
-		memmove(u->ids + i, u->ids + i + 1, (u->n - i - 1) * sizeof(*u->ids));
-		u->n--;
-		return;
+		if (strcmp(u->ids[i], id) == 0) {
+			unacked_remove(u, i);
+			return;
+		}
 	}
 }
 
@@ -208,9 +216,15 @@ void crab_live_delta(struct crab_live *l, const char *tenant_id, const char *age
     const char *session_id, const char *turn_id, const char *text, size_t len)
 {
 	struct crab_buf ev = {0}, data = {0}, b = {0};
+	struct conn *c;
 	char when[32];
 
-	if (l == NULL || l->conns == NULL)
+	if (l == NULL)
+		return;
+	/* per delta of every turn: built only when someone follows this session */
+	for (c = l->conns; c != NULL && !wants(c, session_id, "message.delta"); c = c->next)
+		;
+	if (c == NULL)
 		return;
 	crab_clock_format(crab_clock_now_ms(), when, sizeof(when));
 	crab_jobj_open(&data);
@@ -230,7 +244,7 @@ void crab_live_delta(struct crab_live *l, const char *tenant_id, const char *age
 	crab_jobj_raw(&b, "delivery_id", NULL); /* live only: nothing to acknowledge */
 	crab_jobj_raw(&b, "event", ev.data);
 	crab_jobj_close(&b);
-	for (struct conn *c = l->conns; c != NULL; c = c->next) {
+	for (; c != NULL; c = c->next) {
 		if (wants(c, session_id, "message.delta"))
 			send_json(c, b.data);
 	}
@@ -581,11 +595,11 @@ void crab_live_accept(struct crab_live *l, struct crab_http_request *req,
 	c->l = l;
 	if (lease_id != NULL) {
 		crab_strlcpy(c->lease_id, lease_id, sizeof(c->lease_id));
-		snprintf(c->who, sizeof(c->who), "%s", lease_id);
+		crab_strlcpy(c->who, lease_id, sizeof(c->who));
 	} else {
 		crab_strlcpy(c->fp, peer_fp, sizeof(c->fp));
-		snprintf(c->who, sizeof(c->who), "%s",
-		    crab_peer_table_by_fingerprint(l->gw->peers, peer_fp)->id);
+		crab_strlcpy(c->who, crab_peer_table_by_fingerprint(l->gw->peers, peer_fp)->id,
+		    sizeof(c->who));
 	}
 	if ((c->ws = crab_ws_accept(req, &limits, &callbacks, c)) == NULL) {
 		free(c);
@@ -639,20 +653,17 @@ void crab_live_peer_gone(struct crab_live *l, const char *fingerprint)
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct crab_live *l = arg;
+	struct unacked *u, *next;
 
 	(void)fd;
 	(void)what;
-	struct unacked *u, *next;
-
 	close_where(l, invalid, NULL, "the lease or the pairing has ended");
 	for (u = l->unacked_list; u != NULL; u = next) {
-		struct crab_lease *le = crab_lease_table_by_id(l->gw->leases, u->lease_id);
 		next = u->next;
-		if (le == NULL || le->expires_at <= crab_clock_now_ms())
+		if (live_lease(l, u->lease_id) == NULL)
 			unacked_drop(l, u->lease_id); /* the lease ended: so do its deliveries */
 	}
-	if (l->conns != NULL && crab_outbox_writes() != l->outbox_seen)
-		start_tail(l);
+	crab_live_outbox_moved(l);
 }
 
 struct crab_live *crab_live_new(struct crab_gateway *gw)

@@ -128,13 +128,9 @@ int crab_ws_read_answer(struct evbuffer *in, const char *accept, char *err, size
 	size_t head_len;
 	int status, rc = -1;
 
-	if (end.pos < 0) {
-		if (evbuffer_get_length(in) <= ANSWER_MAX_HEAD)
-			return 0;
-		snprintf(err, errlen, "handshake answer headers exceed %d bytes", ANSWER_MAX_HEAD);
-		return -1;
-	}
-	head_len = (size_t)end.pos + 4;
+	if (end.pos < 0 && evbuffer_get_length(in) <= ANSWER_MAX_HEAD)
+		return 0;
+	head_len = end.pos < 0 ? SIZE_MAX : (size_t)end.pos + 4;
 	if (head_len > ANSWER_MAX_HEAD) {
 		snprintf(err, errlen, "handshake answer headers exceed %d bytes", ANSWER_MAX_HEAD);
 		return -1;
