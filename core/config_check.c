@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_tools.h"
 #include "config_view.h"
 #include "util.h"
 

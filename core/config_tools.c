@@ -47,6 +47,15 @@ static const struct tool_def {
 	    "\"maximum\":100,\"default\":20}},\"additionalProperties\":false}", 1},
 };
 
+int crab_config_tool_known(const char *name)
+{
+	for (size_t i = 0; i < CRAB_ARRAY_LEN(tools); i++) {
+		if (strcmp(tools[i].name, name) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static int allowed(const struct crab_config_agent *a, const char *tool)
 {
 	for (size_t i = 0; a != NULL && i < a->npolicy_tools; i++) {

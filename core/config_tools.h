@@ -17,6 +17,9 @@
 
 struct crab_gateway;
 
+/* 1 when name is one of the config tools above (what a config_policy may name). */
+int crab_config_tool_known(const char *name);
+
 /* A new reference: [{"name","description","input_schema","idempotent"}] for the tools
  * this agent's policy allows ([] when none, or no such agent). */
 json_t *crab_config_tools_list(struct crab_gateway *gw, const char *agent_id);

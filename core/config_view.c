@@ -12,20 +12,8 @@
 #include "config_parse.h"
 #include "util.h"
 
-const char *const crab_config_tool_names[] = {"config.get", "config.validate", "config.apply",
-	"config.revert", "config.revisions", NULL};
-
 /* The sections whose entries are keyed by id. */
 static const char *const keyed_sections[] = {"models", "agents", "tenants"};
-
-int crab_config_tool_known(const char *name)
-{
-	for (size_t i = 0; crab_config_tool_names[i] != NULL; i++) {
-		if (strcmp(crab_config_tool_names[i], name) == 0)
-			return 1;
-	}
-	return 0;
-}
 
 /* ---- views ---- */
 

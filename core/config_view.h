@@ -18,10 +18,6 @@
 
 #define CRAB_CONFIG_PATH_MAX 256 /* a path in a policy; longer ones are refused */
 
-/* The config tools an agent's config_policy may name, NULL-terminated. */
-extern const char *const crab_config_tool_names[];
-int crab_config_tool_known(const char *name);
-
 /* YAML text as the plain view: NULL with one line in err when it is no YAML mapping. */
 json_t *crab_config_view_plain(const char *text, size_t len, char *err, size_t errlen);
 /* plain -> keyed (a new value; plain is not changed). */

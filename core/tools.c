@@ -306,26 +306,19 @@ const struct tool *crab_tools_find_remote(struct crab_tools *t,
 }
 
 /* The gateway's own tool the model named, allowed by the agent's config policy: its
- * real name into out. */
-int crab_tools_find_own(struct crab_tools *t, const struct crab_config_agent *a,
-    const char *model_name, char *out, size_t outlen)
+ * real name into out. The policy's names were checked at load to be config tools. */
+int crab_tools_find_own(const struct crab_config_agent *a, const char *model_name, char *out,
+    size_t outlen)
 {
-	json_t *own = crab_config_tools_list(t->gw, a->id), *x;
-	size_t i;
-	int found = 0;
-
-	json_array_foreach(own, i, x) {
-		const char *name = json_string_value(json_object_get(x, "name"));
+	for (size_t i = 0; i < a->npolicy_tools; i++) {
 		char mn[65];
-		if (name != NULL && crab_tool_model_name(name, mn) == 0 &&
+		if (crab_tool_model_name(a->policy_tools[i], mn) == 0 &&
 		    strcmp(mn, model_name) == 0) {
-			crab_strlcpy(out, name, outlen);
-			found = 1;
-			break;
+			crab_strlcpy(out, a->policy_tools[i], outlen);
+			return 1;
 		}
 	}
-	json_decref(own);
-	return found;
+	return 0;
 }
 
 json_t *crab_tools_offer(struct crab_tools *t, const struct crab_config_agent *a,

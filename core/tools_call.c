@@ -237,6 +237,7 @@ struct crab_tool_call *crab_tools_call(struct crab_tools *t,
 	struct crab_tool_call *c = xcalloc(1, sizeof(*c));
 	const struct tool *remote;
 	char own[65];
+	size_t n;
 	json_t *args = json_loads(a->arguments, 0, NULL);
 
 	c->t = t;
@@ -260,10 +261,11 @@ struct crab_tool_call *crab_tools_call(struct crab_tools *t,
 		c->tool = xstrdup(remote->name);
 		c->idempotent = remote->idempotent;
 		c->body = call_body(a, remote->name);
-		c->url = xmalloc(strlen(c->h->endpoint) + sizeof("/v1/tools/call"));
-		sprintf(c->url, "%s/v1/tools/call", c->h->endpoint);
+		n = strlen(c->h->endpoint) + sizeof("/v1/tools/call");
+		c->url = xmalloc(n);
+		snprintf(c->url, n, "%s/v1/tools/call", c->h->endpoint);
 		post(c);
-	} else if (crab_tools_find_own(t, a->agent, a->name, own, sizeof(own))) {
+	} else if (crab_tools_find_own(a->agent, a->name, own, sizeof(own))) {
 		c->tool = xstrdup(own);
 		c->body = call_body(a, own);
 		c->own_pending = 1;

@@ -78,8 +78,8 @@ const struct tool *crab_tools_find_remote(struct crab_tools *t,
     struct host **host);
 /* The gateway's own tool the model named, allowed by a's config_policy: its real name
  * into out; 0 when none. */
-int crab_tools_find_own(struct crab_tools *t, const struct crab_config_agent *a,
-    const char *model_name, char *out, size_t outlen);
+int crab_tools_find_own(const struct crab_config_agent *a, const char *model_name, char *out,
+    size_t outlen);
 
 /* tools_call.c */
 /* Its host is revoked: what it has in flight fails now. */
