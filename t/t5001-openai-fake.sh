@@ -37,11 +37,6 @@ want_status() {
 		{ echo "error body $(cat reply), want code $3"; return 1; }
 }
 
-# header NAME: the value of response header NAME in ./headers (the last one given).
-header() {
-	tr -d '\r' <headers | awk -v n="$1" 'tolower($0) ~ "^" n ":" { sub(/^[^:]*: */, ""); v = $0 } END { print v }'
-}
-
 # openai_headers: ./headers has the headers every OpenAI answer carries.
 openai_headers() {
 	local h
@@ -240,10 +235,7 @@ test_expect_success 'curl: hang never answers; a client that gives up is recorde
 	curl -sS -X DELETE "$FAKE_CONTROL/_fake/requests" >/dev/null &&
 	test_must_fail chat "x [fake:{\"hang\":true}]" false --max-time 0.5 &&
 	test "$(cat status)" = 000 &&
-	for i in $(seq 1 40); do
-		curl -sS "$FAKE_CONTROL/_fake/stats" | jq -e ".inflight == 0" >/dev/null && break
-		sleep 0.05
-	done &&
+	wait_until 2 fake_idle &&
 	fake_requests | jq -e ".[-1] | .step == {hang: true} and .status == null and .finished_at != null and .aborted == true" &&
 	chat "still alive" && want_status 200
 '

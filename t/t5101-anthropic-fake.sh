@@ -49,10 +49,6 @@ want_status() {
 		{ echo "error body $(cat reply), want a message matching $3"; return 1; }
 }
 
-header() {
-	tr -d '\r' <headers | awk -v n="$1" 'tolower($0) ~ "^" n ":" { sub(/^[^:]*: */, ""); v = $0 } END { print v }'
-}
-
 # api_headers: ./headers has the headers every answer carries.
 api_headers() {
 	local h
@@ -78,8 +74,9 @@ events() {
 	' reply
 }
 
+# check_client CHECK: one check of check-anthropic-client.mjs against the fake.
 check_client() {
-	node "$FAKES_DIR/check-anthropic-client.mjs" "$1"
+	FAKE_URL=$ANT_URL node "$FAKES_DIR/check-anthropic-client.mjs" "$1"
 }
 
 test_expect_success 'the official @anthropic-ai/sdk is installed in t/fakes, at the pinned version' '
@@ -94,41 +91,40 @@ test_expect_success 'the fake starts, writes its port file and answers' '
 	curl -sS --fail "$FAKE_CONTROL/_fake/stats" | jq -e ".requests == 0 and .inflight == 0"
 '
 
-export FAKE_URL
 test_expect_success 'sdk: a plain message has the echo text, end_turn, usage and the headers' '
-	FAKE_URL=$ANT_URL check_client message
+	check_client message
 '
 
 test_expect_success 'sdk: a stream through messages.stream() adds up to the text; raw events in order' '
-	FAKE_URL=$ANT_URL check_client stream
+	check_client stream
 '
 
 test_expect_success 'sdk: tool_use blocks streamed as input_json_delta are assembled; tool_result round trip' '
-	FAKE_URL=$ANT_URL check_client tool_use
+	check_client tool_use
 '
 
 test_expect_success 'sdk: 429 with maxRetries 0 raises RateLimitError; with 1 it waits retry-after' '
-	FAKE_URL=$ANT_URL check_client error_429
+	check_client error_429
 '
 
 test_expect_success 'sdk: 529 and 500 raise InternalServerError (overloaded_error, api_error)' '
-	FAKE_URL=$ANT_URL check_client error_5xx
+	check_client error_5xx
 '
 
 test_expect_success 'sdk: a wrong key raises AuthenticationError; an authToken goes as Bearer' '
-	FAKE_URL=$ANT_URL check_client auth
+	check_client auth
 '
 
 test_expect_success 'sdk: an error event in the middle of a stream raises APIError after the text' '
-	FAKE_URL=$ANT_URL check_client mid_stream_error
+	check_client mid_stream_error
 '
 
 test_expect_success 'sdk: what the API refuses is refused (no max_tokens, a system role, a version)' '
-	FAKE_URL=$ANT_URL check_client invalid
+	check_client invalid
 '
 
 test_expect_success 'sdk: the fake records the body and the headers' '
-	FAKE_URL=$ANT_URL check_client records
+	check_client records
 '
 
 test_expect_success 'curl: 200, 400, 401 and 404 answers carry request-id and the rate-limit headers' '
@@ -288,10 +284,7 @@ test_expect_success 'curl: [fake:{"delay_ms":300}] delays the answer; hang never
 	awk "{ exit !(\$1 == 200 && \$2 >= 0.3 && \$2 < 3) }" status &&
 	jq -e ".content[0].text == \"echo: slow\"" reply &&
 	test_must_fail msg "x [fake:{\"hang\":true}]" false --max-time 0.5 &&
-	for i in $(seq 1 40); do
-		curl -sS "$FAKE_CONTROL/_fake/stats" | jq -e ".inflight == 0" >/dev/null && break
-		sleep 0.05
-	done &&
+	wait_until 2 fake_idle &&
 	fake_requests >records.json &&
 	jq -e ".[0] | .step == {delay_ms: 300} and .finished_at - .received_at >= 300" records.json &&
 	jq -e ".[1] | .step == {hang: true} and .status == null and .aborted == true" records.json

@@ -6,45 +6,39 @@ test_description='subscription logins (crab auth): the paste-code flow with PKCE
 
 CLIENT=crab-t8101-client
 
+# claude_model ID MODEL [LINE...]: a Claude-style model entry on the OAuth fake with the
+# claude-max login (the same setup each time: one provider, one setup); LINEs go before auth.
+claude_model() {
+	local o=$OAUTH_URL line
+	printf '  - id: %s\n    adapter: anthropic\n    model: %s\n    base_url: "%s"\n' "$1" "$2" "$o"
+	shift 2
+	for line in "$@"; do
+		printf '    %s\n' "$line"
+	done
+	cat <<EOF
+    auth:
+      kind: oauth
+      provider: claude-max
+      authorize_url: "$o/authorize"
+      token_url: "$o/token"
+      revoke_url: "$o/revoke"
+      client_id: $CLIENT
+      redirect_uri: "$o/oauth/code/callback"
+      scopes: [org:create_api_key, user:profile, user:inference]
+      token_body: json
+      headers:
+        User-Agent: crab-t8101
+EOF
+}
+
 # The models: a Claude-style model and a second entry sharing its login, a Copilot-style
 # token exchange, and the agent on the first.
 models_yaml() {
 	local o=$OAUTH_URL
+	echo models:
+	claude_model claude claude-sonnet-4-5 "max_retries: 0"
+	claude_model claude-2 claude-haiku-4-5
 	cat <<EOF
-models:
-  - id: claude
-    adapter: anthropic
-    model: claude-sonnet-4-5
-    base_url: "$o"
-    max_retries: 0
-    auth:
-      kind: oauth
-      provider: claude-max
-      authorize_url: "$o/authorize"
-      token_url: "$o/token"
-      revoke_url: "$o/revoke"
-      client_id: $CLIENT
-      redirect_uri: "$o/oauth/code/callback"
-      scopes: [org:create_api_key, user:profile, user:inference]
-      token_body: json
-      headers:
-        User-Agent: crab-t8101
-  - id: claude-2
-    adapter: anthropic
-    model: claude-haiku-4-5
-    base_url: "$o"
-    auth:
-      kind: oauth
-      provider: claude-max
-      authorize_url: "$o/authorize"
-      token_url: "$o/token"
-      revoke_url: "$o/revoke"
-      client_id: $CLIENT
-      redirect_uri: "$o/oauth/code/callback"
-      scopes: [org:create_api_key, user:profile, user:inference]
-      token_body: json
-      headers:
-        User-Agent: crab-t8101
   - id: copilot
     adapter: openai
     base_url: "$o/v1"
@@ -230,8 +224,8 @@ test_expect_success 'a failing token endpoint (503) is not hammered: one request
 	oauth_post /_fake/expire && oauth_post /_fake/fail "{\"status\":503,\"count\":1}" &&
 	burst 20 c && outcomes burst.c &&
 	test "$(jq -rs "map(select(.status == \"completed\")) | length" burst.c)" = 0 &&
-	jq -e "select(.status == \"failed\") | .error_code == \"auth_unavailable\" and
-		(.error_message | contains(\"provider claude-max has no usable token now (refreshing the access token failed: HTTP 503\"))" burst.c >/dev/null &&
+	jq -se "map(select(.status == \"failed\")) | length > 0 and all(.[]; .error_code == \"auth_unavailable\" and
+		(.error_message | contains(\"provider claude-max has no usable token now (refreshing the access token failed: HTTP 503\")))" burst.c >/dev/null &&
 	test "$(oauth_stat .token_total)" = $((R0 + 1)) &&
 	"$CRAB" auth status --json | jq -e ".providers[] | select(.provider == \"claude-max\") |
 		.failures == 1 and (.last_error | contains(\"HTTP 503\"))" >/dev/null &&
@@ -273,7 +267,7 @@ test_expect_success 'the provider revokes the login: turns fail with login_requi
 	oauth_post /_fake/revoke &&
 	burst 30 d && outcomes burst.d &&
 	test "$(outcomes burst.d)" = "completed 0 failed 30" &&
-	jq -e ".error_code == \"login_required\" and (.error_message | contains(\"the login of provider claude-max was revoked (invalid_grant); run crab auth login claude-max\"))" burst.d >/dev/null &&
+	jq -se "all(.[]; .error_code == \"login_required\" and (.error_message | contains(\"the login of provider claude-max was revoked (invalid_grant); run crab auth login claude-max\")))" burst.d >/dev/null &&
 	for i in 1 2 3 4 5 6 7 8 9 10; do
 		ask "still revoked $i" solo && jq -e ".error_code == \"login_required\"" wait >/dev/null || return 1
 	done &&

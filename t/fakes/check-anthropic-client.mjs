@@ -8,6 +8,7 @@
 // otherwise prints what differed and exits 1. Used by t/t5101-anthropic-fake.sh, one test
 // per check. The fake runs with --api-key FAKE_KEY --bearer FAKE_BEARER.
 import Anthropic from '@anthropic-ai/sdk';
+import { CheckFailed, check, controller, equal, expectError as expectSdkError, runCheck } from './check-lib.mjs';
 
 const FAKE_URL = process.env.FAKE_URL;
 const FAKE_KEY = process.env.FAKE_KEY;
@@ -18,15 +19,6 @@ if (!FAKE_URL || !FAKE_KEY || !FAKE_BEARER) {
 }
 const MODEL = 'claude-haiku-4-5'; // not one the SDK warns is deprecated
 
-class CheckFailed extends Error {}
-function check(cond, what, got) {
-	if (!cond) throw new CheckFailed(`${what}${got === undefined ? '' : `; got: ${JSON.stringify(got)}`}`);
-}
-function equal(got, want, what) {
-	const g = JSON.stringify(got), w = JSON.stringify(want);
-	if (g !== w) throw new CheckFailed(`${what}: got ${g}, want ${w}`);
-}
-
 // No ANTHROPIC_* variable of the environment may change what is checked.
 for (const v of ['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'ANTHROPIC_BASE_URL', 'ANTHROPIC_CUSTOM_HEADERS']) delete process.env[v];
 
@@ -36,25 +28,11 @@ function client(opts = {}) {
 	return new Anthropic(o);
 }
 
-async function control(method, path, body) {
-	const r = await fetch(`${FAKE_URL}${path}`, {
-		method, headers: body ? { 'content-type': 'application/json' } : {},
-		body: body ? JSON.stringify(body) : undefined,
-	});
-	check(r.ok, `${method} ${path} answered ${r.status}`);
-	return r.json();
-}
+const control = controller(FAKE_URL);
 const messageRecords = async () =>
 	(await control('GET', '/_fake/requests')).filter((r) => r.path.startsWith('/v1/messages'));
 
-async function expectError(fn, cls, what) {
-	let err = null;
-	try { await fn(); } catch (e) { err = e; }
-	check(err !== null, `${what}: no error was raised`);
-	check(err instanceof cls, `${what}: raised ${err && err.constructor && err.constructor.name}, want ${cls.name}: ${err && err.message}`);
-	check(err instanceof Anthropic.APIError, `${what}: not an APIError`);
-	return err;
-}
+const expectError = (fn, cls, what) => expectSdkError(fn, cls, what, Anthropic.APIError);
 
 const WEATHER = {
 	name: 'get_weather', description: 'Current weather',
@@ -293,14 +271,4 @@ const CHECKS = {
 	},
 };
 
-const name = process.argv[2];
-if (!CHECKS[name]) {
-	console.error(`usage: check-anthropic-client.mjs ${Object.keys(CHECKS).join('|')}`);
-	process.exit(2);
-}
-try {
-	await CHECKS[name]();
-} catch (e) {
-	console.log(`FAILED ${name}: ${e instanceof CheckFailed ? e.message : e.stack}`);
-	process.exit(1);
-}
+await runCheck('check-anthropic-client.mjs', CHECKS);

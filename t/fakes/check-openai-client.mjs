@@ -6,6 +6,7 @@
 // Runs one named check (see CHECKS below) and exits 0 if it holds; otherwise prints what
 // differed and exits 1. Used by t/t5001-openai-fake.sh, one test per check.
 import OpenAI from 'openai';
+import { CheckFailed, check, controller, equal, expectError as expectSdkError, runCheck } from './check-lib.mjs';
 
 const FAKE_URL = process.env.FAKE_URL;
 const FAKE_KEY = process.env.FAKE_KEY;
@@ -16,39 +17,16 @@ if (!FAKE_URL || !FAKE_KEY) {
 const CONTROL = FAKE_URL.replace(/\/v1\/?$/, '');
 const MODEL = 'gpt-4o-mini';
 
-class CheckFailed extends Error {}
-function check(cond, what, got) {
-	if (!cond) throw new CheckFailed(`${what}${got === undefined ? '' : `; got: ${JSON.stringify(got)}`}`);
-}
-function equal(got, want, what) {
-	const g = JSON.stringify(got), w = JSON.stringify(want);
-	if (g !== w) throw new CheckFailed(`${what}: got ${g}, want ${w}`);
-}
-
 function client(opts = {}) {
 	return new OpenAI({ baseURL: FAKE_URL, apiKey: FAKE_KEY, maxRetries: 0, timeout: 10000, ...opts });
 }
 
-async function control(method, path, body) {
-	const r = await fetch(`${CONTROL}${path}`, {
-		method, headers: body ? { 'content-type': 'application/json' } : {},
-		body: body ? JSON.stringify(body) : undefined,
-	});
-	check(r.ok, `${method} ${path} answered ${r.status}`);
-	return r.json();
-}
+const control = controller(CONTROL);
 const chatRecords = async () =>
 	(await control('GET', '/_fake/requests')).filter((r) => r.path === '/v1/chat/completions');
 
 // expectError FN CLASS: FN rejects with an instance of CLASS (and of APIError); the error.
-async function expectError(fn, cls, what) {
-	let err = null;
-	try { await fn(); } catch (e) { err = e; }
-	check(err !== null, `${what}: no error was raised`);
-	check(err instanceof cls, `${what}: raised ${err && err.constructor && err.constructor.name}, want ${cls.name}: ${err && err.message}`);
-	check(err instanceof OpenAI.APIError, `${what}: not an APIError`);
-	return err;
-}
+const expectError = (fn, cls, what) => expectSdkError(fn, cls, what, OpenAI.APIError);
 
 const CHECKS = {
 	// A plain completion: the echo text, the finish reason and plausible usage.
@@ -299,14 +277,4 @@ const CHECKS = {
 	},
 };
 
-const name = process.argv[2];
-if (!CHECKS[name]) {
-	console.error(`usage: check-openai-client.mjs ${Object.keys(CHECKS).join('|')}`);
-	process.exit(2);
-}
-try {
-	await CHECKS[name]();
-} catch (e) {
-	console.log(`FAILED ${name}: ${e instanceof CheckFailed ? e.message : e.stack}`);
-	process.exit(1);
-}
+await runCheck('check-openai-client.mjs', CHECKS);

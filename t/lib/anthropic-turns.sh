@@ -12,20 +12,14 @@
 # node_modules is missing or older than package-lock.json), and the SDK in it; a
 # node_modules from before the SDK was added is installed again.
 ensure_anthropic_client() {
-	local lock log rc sdk=$FAKES_DIR/node_modules/@anthropic-ai/sdk/package.json
+	local rc sdk=$FAKES_DIR/node_modules/@anthropic-ai/sdk/package.json
 	ensure_openai_client || return 1
 	[ -f "$sdk" ] && return 0
-	lock=$TEST_ROOT/build/.npm-ci.lock
-	log=$TRASH/npm-ci-anthropic.log
-	(
-		flock -w 600 9 || { echo "timed out waiting for $lock"; exit 1; }
-		[ -f "$sdk" ] && exit 0
-		cd "$FAKES_DIR" && timeout 600 npm ci --no-audit --no-fund >"$log" 2>&1
-	) 9>"$lock"
+	fakes_npm_ci npm-ci-anthropic.log test -f "$sdk"
 	rc=$?
 	if [ "$rc" -ne 0 ] || ! [ -f "$sdk" ]; then
 		echo "cannot install @anthropic-ai/sdk: 'npm ci' in t/fakes failed ($rc). npm said:"
-		tail -n 20 "$log" 2>/dev/null
+		tail -n 20 "$TRASH/npm-ci-anthropic.log" 2>/dev/null
 		return 1
 	fi
 }
@@ -35,14 +29,7 @@ ensure_anthropic_client() {
 # up to 10 s for its port file. Exports ANT_URL=http://127.0.0.1:PORT (what base_url and
 # the SDK's baseURL take) and FAKE_PID; sets FAKE_CONTROL (the same URL) and FAKE_LOG.
 start_anthropic_fake() {
-	local rc
-	FAKE_N=$((FAKE_N + 1))
-	FAKE_LOG=$TRASH/anthropic-fake.$FAKE_N.log
-	start_fake anthropic "$TRASH/anthropic-fake.$FAKE_N.port" "$FAKE_LOG" "$@"
-	rc=$?
-	[ -n "$STARTED_PID" ] && export FAKE_PID=$STARTED_PID
-	[ "$rc" -eq 0 ] || return 1
-	FAKE_CONTROL=http://127.0.0.1:$STARTED_PORT
+	start_control_fake anthropic "$@" &&
 	export ANT_URL=$FAKE_CONTROL
 }
 
