@@ -360,24 +360,45 @@ int auth_provider_ask(struct auth_provider *p, const char *stale, crab_auth_answ
 
 /* ---- tokens in, logins out ---- */
 
-struct set_ctx {
+/* What a login stored tells: the caller's done, when it gave one. */
+struct stored_ctx {
 	void (*done)(void *arg, int ok);
 	void *arg;
 };
 
-static void tokens_stored(struct auth_provider *p, int ok, void *ctx)
+static void stored(struct auth_provider *p, int ok, void *ctx)
 {
-	struct set_ctx *c = ctx;
+	struct stored_ctx *c = ctx;
 
-	if (!ok)
-		log_warnx("auth: provider %s: its new tokens are in memory only: after a restart "
-		    "it needs crab auth login %s", p->id, p->id);
 	p->storing--;
 	if (c != NULL && c->done != NULL)
 		c->done(c->arg, ok);
 	free(c);
 	if (p->storing == 0)
-		reask_waiters(p);
+		reask_waiters(p); /* a login may have come meanwhile */
+}
+
+static void tokens_stored(struct auth_provider *p, int ok, void *ctx)
+{
+	if (!ok)
+		log_warnx("auth: provider %s: its new tokens are in memory only: after a restart "
+		    "it needs crab auth login %s", p->id, p->id);
+	stored(p, ok, ctx);
+}
+
+/* p's login to the store, then cb, then done (NULL: none) with arg. */
+static void store_login(struct auth_provider *p, void (*cb)(struct auth_provider *p, int ok,
+    void *ctx), void (*done)(void *arg, int ok), void *arg)
+{
+	struct stored_ctx *c = NULL;
+
+	if (done != NULL) {
+		c = xcalloc(1, sizeof(*c));
+		c->done = done;
+		c->arg = arg;
+	}
+	p->storing++;
+	auth_store_login(p, cb, c);
 }
 
 void auth_set_tokens(struct auth_provider *p, const char *access, const char *refresh,
@@ -385,7 +406,6 @@ void auth_set_tokens(struct auth_provider *p, const char *access, const char *re
 {
 	char *na = access != NULL ? xstrdup(access) : NULL;
 	char *nr = refresh != NULL ? xstrdup(refresh) : NULL;
-	struct set_ctx *c = NULL;
 
 	auth_wipe_free(p->access);
 	auth_wipe_free(p->refresh);
@@ -405,36 +425,12 @@ void auth_set_tokens(struct auth_provider *p, const char *access, const char *re
 		auth_req_cancel(p->flight);
 		p->flight = NULL;
 	}
-	if (done != NULL) {
-		c = xcalloc(1, sizeof(*c));
-		c->done = done;
-		c->arg = arg;
-	}
-	p->storing++;
-	auth_store_login(p, tokens_stored, c);
-}
-
-struct end_ctx {
-	void (*done)(void *arg, int ok);
-	void *arg;
-};
-
-static void end_stored(struct auth_provider *p, int ok, void *ctx)
-{
-	struct end_ctx *c = ctx;
-
-	p->storing--;
-	if (c != NULL && c->done != NULL)
-		c->done(c->arg, ok);
-	free(c);
-	if (p->storing == 0)
-		reask_waiters(p); /* a login may have come meanwhile */
+	store_login(p, tokens_stored, done, arg);
 }
 
 void auth_end_login(struct auth_provider *p, enum auth_state state, const char *reason,
     void (*done)(void *arg, int ok), void *arg)
 {
-	struct end_ctx *c = NULL;
 	char msg[512];
 
 	auth_wipe_free(p->access);
@@ -450,13 +446,7 @@ void auth_end_login(struct auth_provider *p, enum auth_state state, const char *
 		auth_req_cancel(p->flight);
 		p->flight = NULL;
 	}
-	if (done != NULL) {
-		c = xcalloc(1, sizeof(*c));
-		c->done = done;
-		c->arg = arg;
-	}
-	p->storing++;
-	auth_store_login(p, end_stored, c);
+	store_login(p, stored, done, arg);
 	auth_login_required(p, msg, sizeof(msg));
 	auth_fail_waiters(p, msg);
 }

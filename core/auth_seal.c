@@ -22,25 +22,6 @@
 #define TAG_LEN 16
 #define SEAL_MAX (1u << 20) /* a sealed login is a few hundred bytes */
 
-static int unhex(const char *s, unsigned char *out, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned v = 0;
-		for (int k = 0; k < 2; k++) {
-			char c = s[2 * i + k];
-			v <<= 4;
-			if (c >= '0' && c <= '9')
-				v |= (unsigned)(c - '0');
-			else if (c >= 'a' && c <= 'f')
-				v |= (unsigned)(c - 'a' + 10);
-			else
-				return -1;
-		}
-		out[i] = (unsigned char)v;
-	}
-	return 0;
-}
-
 int crab_auth_key_load(const char *dir, int create, unsigned char key[CRAB_AUTH_KEY_LEN],
     char *err, size_t errlen)
 {
@@ -88,8 +69,8 @@ int crab_auth_key_load(const char *dir, int create, unsigned char key[CRAB_AUTH_
 	if ((text = crab_file_read(path, 256, &len, err, errlen)) == NULL)
 		return -1;
 	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-		len--;
-	if (len != 2 * CRAB_AUTH_KEY_LEN || unhex(text, key, CRAB_AUTH_KEY_LEN) != 0)
+		text[--len] = '\0';
+	if (len != 2 * CRAB_AUTH_KEY_LEN || crab_unhex(text, key, CRAB_AUTH_KEY_LEN) != 0)
 		snprintf(err, errlen, "\"%s\" is not a key (64 lowercase hex digits)", path);
 	else
 		rc = 0;
@@ -99,24 +80,14 @@ int crab_auth_key_load(const char *dir, int create, unsigned char key[CRAB_AUTH_
 }
 
 /* The additional data: the provider the blob belongs to, so that a row copied to
- * another provider is refused. */
+ * another provider is refused. EVP_CipherUpdate: c's direction, sealing or opening. */
 static int set_aad(EVP_CIPHER_CTX *c, const char *aad)
 {
 	static const char tag[] = "crab-auth-v1\n";
 	int n;
 
-	return EVP_EncryptUpdate(c, NULL, &n, (const unsigned char *)tag, (int)strlen(tag)) == 1 &&
-	    EVP_EncryptUpdate(c, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) == 1 ?
-	    0 : -1;
-}
-
-static int set_aad_dec(EVP_CIPHER_CTX *c, const char *aad)
-{
-	static const char tag[] = "crab-auth-v1\n";
-	int n;
-
-	return EVP_DecryptUpdate(c, NULL, &n, (const unsigned char *)tag, (int)strlen(tag)) == 1 &&
-	    EVP_DecryptUpdate(c, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) == 1 ?
+	return EVP_CipherUpdate(c, NULL, &n, (const unsigned char *)tag, (int)strlen(tag)) == 1 &&
+	    EVP_CipherUpdate(c, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) == 1 ?
 	    0 : -1;
 }
 
@@ -195,7 +166,7 @@ char *crab_auth_open(const unsigned char key[CRAB_AUTH_KEY_LEN], const char *aad
 	if ((c = EVP_CIPHER_CTX_new()) == NULL ||
 	    EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
-	    EVP_DecryptInit_ex(c, NULL, NULL, key, raw) != 1 || set_aad_dec(c, aad) != 0 ||
+	    EVP_DecryptInit_ex(c, NULL, NULL, key, raw) != 1 || set_aad(c, aad) != 0 ||
 	    EVP_DecryptUpdate(c, (unsigned char *)plain, &n, raw + NONCE_LEN, (int)ctlen) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, raw + NONCE_LEN + ctlen) != 1 ||
 	    EVP_DecryptFinal_ex(c, (unsigned char *)plain + n, &fin) != 1 ||

@@ -182,25 +182,6 @@ void crab_lease_token_new(char token[CRAB_LEASE_TOKEN_MAX], char hash_hex[65])
 	OPENSSL_cleanse(raw, sizeof(raw));
 }
 
-static int unhex(const char *hex, unsigned char *out, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		unsigned v = 0;
-		for (int k = 0; k < 2; k++) {
-			char ch = hex[2 * i + (size_t)k];
-			v <<= 4;
-			if (ch >= '0' && ch <= '9')
-				v |= (unsigned)(ch - '0');
-			else if (ch >= 'a' && ch <= 'f')
-				v |= (unsigned)(ch - 'a' + 10);
-			else
-				return -1;
-		}
-		out[i] = (unsigned char)v;
-	}
-	return hex[2 * len] == '\0' ? 0 : -1;
-}
-
 static unsigned scopes_from_text(const char *s)
 {
 	unsigned bits = 0;
@@ -215,7 +196,7 @@ struct crab_lease *crab_lease_from_row(const struct crab_store_lease *row)
 {
 	struct crab_lease *l = xcalloc(1, sizeof(*l));
 
-	if (unhex(row->token_hash, l->hash, sizeof(l->hash)) != 0) {
+	if (crab_unhex(row->token_hash, l->hash, sizeof(l->hash)) != 0) {
 		log_warnx("lease %s has a malformed token hash, ignored", row->id);
 		free(l);
 		return NULL;

@@ -70,6 +70,25 @@ void crab_hex(const unsigned char *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
+int crab_unhex(const char *hex, unsigned char *out, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned v = 0;
+		for (int k = 0; k < 2; k++) {
+			char ch = hex[2 * i + (size_t)k];
+			v <<= 4;
+			if (ch >= '0' && ch <= '9')
+				v |= (unsigned)(ch - '0');
+			else if (ch >= 'a' && ch <= 'f')
+				v |= (unsigned)(ch - 'a' + 10);
+			else
+				return -1;
+		}
+		out[i] = (unsigned char)v;
+	}
+	return hex[2 * len] == '\0' ? 0 : -1;
+}
+
 int crab_ct_memcmp(const void *a, const void *b, size_t len)
 {
 	const volatile unsigned char *x = a, *y = b;

@@ -18,6 +18,9 @@ size_t crab_strlcpy(char *dst, const char *src, size_t dstsize);
 
 /* Lowercase hex of len bytes into out (2*len+1 bytes). */
 void crab_hex(const unsigned char *in, size_t len, char *out);
+/* The len bytes that 2*len lowercase hex digits (and nothing after) spell, into out;
+ * 0, or -1 for anything else. */
+int crab_unhex(const char *hex, unsigned char *out, size_t len);
 
 /* Constant-time comparison of two equal-length buffers: 0 when equal. */
 int crab_ct_memcmp(const void *a, const void *b, size_t len);

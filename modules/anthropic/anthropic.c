@@ -699,20 +699,12 @@ static void ant_free(struct ant *o)
 
 static int add_header(struct ant *o, const char *name, const char *value)
 {
-	size_t n = strlen(name) + strlen(value) + 3;
-	char *line;
+	int rc = adapter_header_add(o->headers, &o->nheaders, MAX_CONFIG_HEADERS, name, value);
 
-	if (o->nheaders >= MAX_CONFIG_HEADERS || name[0] == '\0' ||
-	    strpbrk(name, ": \t\r\n") != NULL || strpbrk(value, "\r\n") != NULL) {
+	if (rc == -1)
 		LOG(o, CRAB_LOG_V1_WARN, "[%s] header '%.64s' is not a valid header (or more than "
 		    "%d)", o->id, name, MAX_CONFIG_HEADERS);
-		return -1;
-	}
-	if ((line = malloc(n)) == NULL)
-		return -1;
-	snprintf(line, n, "%s: %s", name, value);
-	o->headers[o->nheaders++] = line;
-	return 0;
+	return rc == 0 ? 0 : -1;
 }
 
 /* A header of the config's headers: mapping, never one the adapter sets itself (the

@@ -38,3 +38,19 @@ int adapter_config_int(json_t *cfg, const char *key, long long def, long long mi
 	}
 	return 0;
 }
+
+int adapter_header_add(char **lines, size_t *n, size_t max, const char *name,
+    const char *value)
+{
+	size_t len = strlen(name) + strlen(value) + 3;
+	char *line;
+
+	if (*n >= max || name[0] == '\0' || strpbrk(name, ": \t\r\n") != NULL ||
+	    strpbrk(value, "\r\n") != NULL)
+		return -1;
+	if ((line = malloc(len)) == NULL)
+		return -2;
+	snprintf(line, len, "%s: %s", name, value);
+	lines[(*n)++] = line;
+	return 0;
+}

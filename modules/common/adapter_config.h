@@ -16,4 +16,10 @@ char *adapter_config_str(json_t *cfg, const char *key, const char *def);
 int adapter_config_int(json_t *cfg, const char *key, long long def, long long min,
     long long max, long long *out, char *why, size_t whylen);
 
+/* Appends the header line "name: value", malloc'd, to lines (*n used, room for max).
+ * 0; -1 when the name or the value cannot go in a header line, or max are there
+ * already; -2 out of memory. */
+int adapter_header_add(char **lines, size_t *n, size_t max, const char *name,
+    const char *value);
+
 #endif
