@@ -306,24 +306,30 @@ static void cursors_done(struct crab_store_job *job, enum crab_job_status status
 	free(job);
 }
 
+/* The cursor a fast subscriber may store now, or -1 when it has not moved. */
+static int64_t cursor_due(const struct sub *s)
+{
+	int64_t pos = s->fast ? crab_fastq_watermark(s->fq, s->read_pos) : -1;
+
+	return pos == s->cursor_stored ? -1 : pos;
+}
+
 void crab_dispatch_store_cursors(struct crab_dispatch *d)
 {
 	struct cursor_job *j;
 	size_t n = 0;
 
 	for (struct sub *s = d->subs; s != NULL; s = s->next)
-		n++;
+		n += cursor_due(s) >= 0;
+	if (n == 0)
+		return; /* the usual second: nothing moved, nothing to allocate */
 	j = xcalloc(1, sizeof(*j) + n * sizeof(j->c[0]));
 	for (struct sub *s = d->subs; s != NULL; s = s->next) {
-		int64_t pos = s->fast ? crab_fastq_watermark(s->fq, s->read_pos) : 0;
-		if (!s->fast || pos == s->cursor_stored)
+		int64_t pos = cursor_due(s);
+		if (pos < 0)
 			continue;
 		crab_strlcpy(j->c[j->n].peer_id, s->peer_id, sizeof(j->c[0].peer_id));
 		j->c[j->n++].pos = s->cursor_stored = pos;
-	}
-	if (j->n == 0) {
-		free(j);
-		return;
 	}
 	j->job.run = cursors_run;
 	j->job.done = cursors_done;
