@@ -90,23 +90,24 @@ static void tap_delivered(struct crab_store_job *job, enum crab_job_status statu
 	free(t);
 }
 
-/* After run_batch: the group's collection, as one more job at the end of the batch. */
-static void tap_take(const struct crab_storeq_tap *tap, struct crab_storeq *q,
-    struct crab_store_job *batch)
+/* After run_batch: the group's collection, as one more job at the head of the batch
+ * (returned), so that its rows go out before the loop answers the group's own jobs,
+ * which may be thousands. Groups stay in commit order. */
+static struct crab_store_job *tap_take(const struct crab_storeq_tap *tap,
+    struct crab_storeq *q, struct crab_store_job *batch)
 {
 	struct tap_job *t;
 	void *taken = tap->take(tap->ctx);
 
 	if (taken == NULL)
-		return;
+		return batch;
 	t = xcalloc(1, sizeof(*t));
 	t->job.done = tap_delivered;
 	t->job.status = CRAB_JOB_OK;
+	t->job.next = batch;
 	t->q = q;
 	t->taken = taken;
-	while (batch->next != NULL)
-		batch = batch->next;
-	batch->next = &t->job;
+	return &t->job;
 }
 
 static void run_batch(struct crab_store *st, struct crab_store_job *batch,
@@ -228,7 +229,7 @@ static void *worker_main(void *arg)
 
 		run_batch(q->store, batch, &tap);
 		if (tap.mark != NULL)
-			tap_take(&tap, q, batch);
+			batch = tap_take(&tap, q, batch);
 		hand_on(q, batch);
 	}
 }
