@@ -232,6 +232,18 @@ static const char *const migrations[] = {
 	" updated_at BIGINT NOT NULL,"
 	" state TEXT NOT NULL,"
 	" reason TEXT);",
+
+	/* 8: a session's next delivery to a subscriber is marked (head = 1) as the rows
+	 * change, instead of being found by grouping all its pending rows on every look:
+	 * with a dead subscriber's backlog that look grew with the backlog (13 ms at 100,000
+	 * pending) and its retries kept the store worker busy. Due heads are a range of the
+	 * partial index, earliest due first. */
+	"ALTER TABLE deliveries ADD COLUMN head INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE deliveries SET head = 1 WHERE state = 'pending' AND NOT EXISTS"
+	" (SELECT 1 FROM deliveries e WHERE e.subscriber = deliveries.subscriber"
+	" AND e.session_key = deliveries.session_key AND e.state = 'pending'"
+	" AND e.seq < deliveries.seq);"
+	"CREATE INDEX deliveries_heads ON deliveries (subscriber, next_at, id) WHERE head = 1;",
 };
 
 static const char create_migrations_sql[] =

@@ -87,17 +87,57 @@ int crab_store_cursor_set(struct crab_store *st, const char *subscriber, int64_t
 	return exec(st, "cursor_set", sql, 2, p, NULL, NULL, NULL);
 }
 
+/* The head of a subscriber's session (migration 8) is its pending delivery with the
+ * lowest seq. Rows come in seq order, but a row with a lower seq than the head takes
+ * over all the same. */
 int crab_store_delivery_insert(struct crab_store *st, const struct crab_store_delivery *d)
 {
 	static const char sql[] =
 		"INSERT INTO deliveries (id, event_id, subscriber, attempts, next_at, state,"
-		" session_key, seq, replayed, created_at)"
-		" VALUES ($1, $2, $3, 0, $4, 'pending', $5, $6, $7, $4)";
+		" session_key, seq, replayed, created_at, head)"
+		" VALUES ($1, $2, $3, 0, $4, 'pending', $5, $6, $7, $4, CASE WHEN EXISTS"
+		" (SELECT 1 FROM deliveries WHERE subscriber = $3 AND session_key = $5"
+		" AND state = 'pending' AND seq <= $6) THEN 0 ELSE 1 END)";
+	static const char demote_sql[] =
+		"UPDATE deliveries SET head = 0 WHERE subscriber = $1 AND session_key = $2"
+		" AND state = 'pending' AND seq > $3 AND head = 1";
 	const struct crab_db_param p[] = {CRAB_DB_T(d->id), CRAB_DB_T(d->event_id),
 		CRAB_DB_T(d->subscriber), CRAB_DB_I(d->created_at), CRAB_DB_T(d->session_key),
 		CRAB_DB_I(d->seq), CRAB_DB_I(d->replayed != 0)};
+	const struct crab_db_param dp[] = {CRAB_DB_T(d->subscriber), CRAB_DB_T(d->session_key),
+		CRAB_DB_I(d->seq)};
 
-	return exec(st, "delivery_insert", sql, 7, p, NULL, NULL, NULL);
+	if (exec(st, "delivery_insert", sql, 7, p, NULL, NULL, NULL) == -1)
+		return -1;
+	return exec(st, "delivery_insert", demote_sql, 3, dp, NULL, NULL, NULL);
+}
+
+/* After a head has gone (delivered or dead): its session's next pending row is head. */
+static int promote_next(struct crab_store *st, const char *subscriber, const char *session_key)
+{
+	static const char sql[] =
+		"UPDATE deliveries SET head = 1 WHERE id = (SELECT id FROM deliveries"
+		" WHERE subscriber = $1 AND session_key = $2 AND state = 'pending'"
+		" ORDER BY seq LIMIT 1)";
+	const struct crab_db_param p[] = {CRAB_DB_T(subscriber), CRAB_DB_T(session_key)};
+
+	return exec(st, "delivery_promote", sql, 2, p, NULL, NULL, NULL);
+}
+
+struct row_session {
+	char subscriber[CRAB_STORE_ID_MAX], session_key[CRAB_STORE_NAME_MAX];
+	int found;
+};
+
+static int row_session(void *ud, int ncol, const char *const *v)
+{
+	struct row_session *r = ud;
+
+	(void)ncol;
+	crab_strlcpy(r->subscriber, v[0] ? v[0] : "", sizeof(r->subscriber));
+	crab_strlcpy(r->session_key, v[1] ? v[1] : "", sizeof(r->session_key));
+	r->found = 1;
+	return 1;
 }
 
 struct heads_walk {
@@ -124,31 +164,25 @@ static int head_row(void *ud, int ncol, const char *const *v)
 	return w->cb(&d, w->arg);
 }
 
-#define HEADS_OF_SUBSCRIBER \
-	"(SELECT session_key, MIN(seq) AS seq FROM deliveries" \
-	" WHERE subscriber = $1 AND state = 'pending' GROUP BY session_key) h" \
-	" JOIN deliveries d ON d.subscriber = $1 AND d.session_key = h.session_key" \
-	" AND d.seq = h.seq AND d.state = 'pending'"
-
 int crab_store_delivery_heads(struct crab_store *st, const char *subscriber, int64_t now_ms,
     int64_t limit, int (*cb)(const struct crab_store_delivery_due *d, void *arg), void *arg,
     int64_t *next_ms)
 {
-	/* The first pending delivery of each session (one pass over the partial index,
-	 * which holds all it needs), the due ones, oldest first so that no session starves,
-	 * at most limit; only then their events, payloads and all. */
+	/* The heads of the subscriber's sessions that are due, the longest due first so that
+	 * no session starves, at most limit: a range of the partial index; only then their
+	 * events, payloads and all. */
 	static const char sql[] =
 		"SELECT d.id, d.event_id, d.session_key, d.seq, d.attempts, d.next_at,"
 		" o.idempotency_key, o.payload, d.replayed"
-		" FROM (SELECT d.id AS id, d.created_at AS created_at FROM " HEADS_OF_SUBSCRIBER
-		"  WHERE d.next_at <= $2 ORDER BY d.created_at, d.id LIMIT $3) x"
+		" FROM (SELECT id, next_at FROM deliveries WHERE subscriber = $1 AND head = 1"
+		"  AND next_at <= $2 ORDER BY next_at, id LIMIT $3) x"
 		" JOIN deliveries d ON d.id = x.id"
 		" JOIN event_outbox o ON o.id = d.event_id"
-		" ORDER BY x.created_at, x.id";
+		" ORDER BY x.next_at, x.id";
 	/* With room left: when the next head comes due. */
 	static const char next_sql[] =
-		"SELECT COALESCE(MIN(d.next_at), 0) FROM " HEADS_OF_SUBSCRIBER
-		" WHERE d.next_at > $2";
+		"SELECT COALESCE(MIN(next_at), 0) FROM deliveries"
+		" WHERE subscriber = $1 AND head = 1 AND next_at > $2";
 	const struct crab_db_param p[] = {CRAB_DB_T(subscriber), CRAB_DB_I(now_ms),
 		CRAB_DB_I(limit)};
 	struct heads_walk w = {cb, arg, 0};
@@ -164,10 +198,14 @@ int crab_store_delivery_heads(struct crab_store *st, const char *subscriber, int
 
 int crab_store_delivery_done(struct crab_store *st, const char *delivery_id)
 {
-	static const char sql[] = "DELETE FROM deliveries WHERE id = $1";
+	static const char sql[] =
+		"DELETE FROM deliveries WHERE id = $1 RETURNING subscriber, session_key";
 	const struct crab_db_param p[] = {CRAB_DB_T(delivery_id)};
+	struct row_session r = {.found = 0};
 
-	return exec(st, "delivery_done", sql, 1, p, NULL, NULL, NULL);
+	if (exec(st, "delivery_done", sql, 1, p, row_session, &r, NULL) == -1)
+		return -1;
+	return r.found ? promote_next(st, r.subscriber, r.session_key) : 0;
 }
 
 int crab_store_delivery_retry(struct crab_store *st, const char *delivery_id, int64_t attempts,
@@ -186,8 +224,8 @@ int crab_store_delivery_dead(struct crab_store *st, const char *delivery_id,
     const char *dead_letter_id, int64_t attempts, const char *last_error, int64_t now_ms)
 {
 	static const char dead_sql[] =
-		"UPDATE deliveries SET state = 'dead', attempts = $2, last_error = $3"
-		" WHERE id = $1 AND state = 'pending'";
+		"UPDATE deliveries SET state = 'dead', head = 0, attempts = $2, last_error = $3"
+		" WHERE id = $1 AND state = 'pending' RETURNING subscriber, session_key";
 	static const char letter_sql[] =
 		"INSERT INTO dead_letters (id, delivery_id, event_id, subscriber, attempts,"
 		" last_error, created_at)"
@@ -198,7 +236,10 @@ int crab_store_delivery_dead(struct crab_store *st, const char *delivery_id,
 	const struct crab_db_param lp[] = {CRAB_DB_T(dead_letter_id), CRAB_DB_T(delivery_id),
 		CRAB_DB_I(now_ms)};
 
-	if (exec(st, "delivery_dead", dead_sql, 3, dp, NULL, NULL, NULL) == -1)
+	struct row_session r = {.found = 0};
+
+	if (exec(st, "delivery_dead", dead_sql, 3, dp, row_session, &r, NULL) == -1 ||
+	    (r.found && promote_next(st, r.subscriber, r.session_key) == -1))
 		return -1;
 	return exec(st, "dead_letter", letter_sql, 3, lp, NULL, NULL, NULL);
 }
@@ -264,8 +305,8 @@ int crab_store_dlq_replay(struct crab_store *st, const char *dead_letter_id,
 	/* The replay's session key is its own: it waits for nothing and holds nothing up. */
 	static const char insert_sql[] =
 		"INSERT INTO deliveries (id, event_id, subscriber, attempts, next_at, state,"
-		" session_key, seq, replayed, created_at)"
-		" SELECT $2, event_id, subscriber, 0, $3, 'pending', 'replay:' || $2, 0, 1, $3"
+		" session_key, seq, replayed, created_at, head)"
+		" SELECT $2, event_id, subscriber, 0, $3, 'pending', 'replay:' || $2, 0, 1, $3, 1"
 		" FROM dead_letters WHERE id = $1";
 	static const char mark_sql[] = "UPDATE dead_letters SET replayed_at = $2 WHERE id = $1";
 	const struct crab_db_param ip[] = {CRAB_DB_T(dead_letter_id), CRAB_DB_T(new_delivery_id),
