@@ -295,8 +295,8 @@ struct crab_store_delivery_due {
 	int replayed;
 };
 /* For each session of a subscriber, its first pending delivery (lowest seq), if due at
- * now_ms: at most limit, oldest first; *next_ms gets the earliest next attempt of any
- * pending delivery not due yet (0 when none). */
+ * now_ms: at most limit, the longest due first; *next_ms gets the earliest next attempt
+ * of any such delivery not due yet (0 when none). */
 int crab_store_delivery_heads(struct crab_store *st, const char *subscriber, int64_t now_ms,
     int64_t limit, int (*cb)(const struct crab_store_delivery_due *d, void *arg), void *arg,
     int64_t *next_ms);
