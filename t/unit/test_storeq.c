@@ -2,7 +2,8 @@
  * loop: every job answered once with its status, a group's failing job undoing only its
  * own writes, and a durable job answered only after a sync of the WAL that its commit
  * came before, while a lazy one is answered once it has committed; a tap's collection
- * reaching the loop after a sync, without what failing jobs left in it. */
+ * reaching the loop after a sync, without what failing jobs left in it, and before the
+ * answers of its group's durable jobs. */
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <stdio.h>
@@ -36,7 +37,9 @@ struct collected {
 static struct collected tapped;   /* the worker's, for the group running */
 static int delivered[JOBS];
 static int delivered_unsynced;
+static int delivered_after_answer; /* a durable job answered before its group's tap */
 static struct crab_storeq *the_q;
+static struct tjob *the_jobs;
 
 static size_t tap_mark(void *ctx)
 {
@@ -80,8 +83,11 @@ static void tap_deliver(void *ctx, void *taken)
 
 	crab_storeq_stats(the_q, &s);
 	delivered_unsynced += s.syncs == 0;
-	for (size_t i = 0; i < c->n; i++)
+	for (size_t i = 0; i < c->n; i++) {
+		const struct tjob *j = &the_jobs[c->idx[i]];
 		delivered[c->idx[i]]++;
+		delivered_after_answer += !j->job.lazy && j->answered;
+	}
 	tap_free(ctx, taken);
 }
 
@@ -125,7 +131,7 @@ int main(void)
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	char path[512], side[600];
 	struct crab_store_options o = {"sqlite", path, NULL};
-	struct tjob *jobs = calloc(JOBS, sizeof(*jobs));
+	struct tjob *jobs = the_jobs = calloc(JOBS, sizeof(*jobs));
 	struct crab_storeq_stats s;
 	struct crab_storeq *q;
 	struct crab_store *st;
@@ -183,6 +189,8 @@ int main(void)
 			tap_ok &= delivered[i] == (jobs[i].fail ? 0 : 1);
 		CHECK(tap_ok, "the tap gives the loop what each job left, once, none of a failed job's");
 		CHECK_INT(delivered_unsynced, 0, "and only once its group is synced");
+		CHECK_INT(delivered_after_answer, 0,
+		    "and before the answers of its group's durable jobs");
 	}
 	crab_storeq_stats(q, &s);
 	CHECK_INT(s.jobs, JOBS, "stats: every job counted");
