@@ -149,6 +149,9 @@ BUILTIN_SRC := \
 	modules/anthropic/anthropic_sse.c
 
 LIB_SRC := $(CORE_SRC) $(STORE_SRC) $(BUILTIN_SRC)
+# Every object is rebuilt when any header changes, those two levels down too
+# (modules/common/, t/unit/).
+HEADERS := $(wildcard */*.h */*/*.h)
 
 UNIT_TESTS := \
 	t/unit/test_util \
@@ -224,12 +227,12 @@ crab-static: $(REL_OBJ) build/release/crab.o
 
 build/release/modules/%.o build/test/modules/%.o: MODULE_CFLAGS := -DCRAB_BUILTIN
 
-build/release/%.o: %.c $(wildcard */*.h) Makefile
+build/release/%.o: %.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(RELEASE_CFLAGS) $(MODULE_CFLAGS) -c -o $@ $<
 
-build/test/%.o: %.c $(wildcard */*.h) Makefile
+build/test/%.o: %.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC-SAN  $<"
 	$(Q)$(CC) $(TEST_CFLAGS) $(MODULE_CFLAGS) -c -o $@ $<
@@ -310,7 +313,7 @@ FUZZ_CFLAGS := $(filter-out -Wno-format-truncation,$(CFLAGS_COMMON)) -Wno-unknow
 
 # One clang command for all of LIB_SRC: CRAB_BUILTIN, which only the built-in modules'
 # sources read, is set for all of it.
-build/fuzz/%: t/fuzz/%.c $(LIB_SRC) $(wildcard */*.h)
+build/fuzz/%: t/fuzz/%.c $(LIB_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)clang $(FUZZ_CFLAGS) -DCRAB_BUILTIN -o $@ $< $(LIB_SRC) $(LIBS)
