@@ -40,13 +40,16 @@ struct conn {
 	json_t *types;         /* NULL: every type */
 };
 
-/* A lease's deliveries not acknowledged yet, in order. */
+/* A lease's deliveries not acknowledged yet (live of them), in order: slots [head, n) of
+ * the arrays, an acknowledged one a NULL frame until the head passes it or the slots
+ * are squeezed, once full and at least half acknowledged. Acks come mostly in order:
+ * the arrays are not shifted at every ack. */
 struct unacked {
 	struct unacked *next, **prevp; /* every lease's, for the sweep */
 	char lease_id[CRAB_ID_MAX];
 	char (*ids)[CRAB_ID_MAX];
 	char **frames;
-	size_t n;
+	size_t head, n, cap, live;
 };
 
 struct crab_live {
@@ -129,20 +132,47 @@ static void unacked_free(void *v)
 	*u->prevp = u->next;
 	if (u->next != NULL)
 		u->next->prevp = u->prevp;
-	for (size_t i = 0; i < u->n; i++)
+	for (size_t i = u->head; i < u->n; i++)
 		free(u->frames[i]);
 	free(u->frames);
 	free(u->ids);
 	free(u);
 }
 
-/* Delivery i goes; the later ones move up. */
+/* Delivery i goes. */
 static void unacked_remove(struct unacked *u, size_t i)
 {
 	free(u->frames[i]);
-	memmove(u->frames + i, u->frames + i + 1, (u->n - i - 1) * sizeof(*u->frames));
-	memmove(u->ids + i, u->ids + i + 1, (u->n - i - 1) * sizeof(*u->ids));
-	u->n--;
+	u->frames[i] = NULL;
+	u->live--;
+	while (u->head < u->n && u->frames[u->head] == NULL)
+		u->head++;
+}
+
+/* Room for one more at the end: the acknowledged squeezed out when they are at least
+ * half the slots (so each squeeze pays for as many adds), else more slots (at most
+ * twice UNACKED_MAX, as live never passes it). */
+static void unacked_room(struct unacked *u)
+{
+	size_t k = 0;
+
+	if (u->n < u->cap)
+		return;
+	if (u->cap > 0 && u->live <= u->cap / 2) {
+		for (size_t i = u->head; i < u->n; i++) {
+			if (u->frames[i] == NULL)
+				continue;
+			u->frames[k] = u->frames[i];
+			memcpy(u->ids[k], u->ids[i], sizeof(u->ids[0]));
+			k++;
+		}
+		u->head = 0;
+		u->n = k;
+		return;
+	}
+	u->cap = u->cap ? 2 * u->cap : 16;
+	u->frames = xrealloc(u->frames, u->cap * sizeof(*u->frames));
+	u->ids = xrealloc(u->ids, u->cap * sizeof(*u->ids));
 }
 
 static void unacked_drop(struct crab_live *l, const char *lease_id)
@@ -168,21 +198,21 @@ static void unacked_add(struct crab_live *l, const char *lease_id, const char *i
 		u->prevp = &l->unacked_list;
 		l->unacked_list = u;
 	}
-	if (u->n == UNACKED_MAX) /* the oldest goes: the turns stay in the store */
-		unacked_remove(u, 0);
-	u->frames = xrealloc(u->frames, (u->n + 1) * sizeof(*u->frames));
-	u->ids = xrealloc(u->ids, (u->n + 1) * sizeof(*u->ids));
+	if (u->live == UNACKED_MAX) /* the oldest goes: the turns stay in the store */
+		unacked_remove(u, u->head);
+	unacked_room(u);
 	u->frames[u->n] = xstrdup(frame);
 	crab_strlcpy(u->ids[u->n], id, sizeof(u->ids[0]));
 	u->n++;
+	u->live++;
 }
 
 static void unacked_ack(struct crab_live *l, const char *lease_id, const char *id)
 {
 	struct unacked *u = crab_strmap_get(l->unacked, lease_id);
 
-	for (size_t i = 0; u != NULL && i < u->n; i++) {
-		if (strcmp(u->ids[i], id) == 0) {
+	for (size_t i = u != NULL ? u->head : 0; u != NULL && i < u->n; i++) {
+		if (u->frames[i] != NULL && strcmp(u->ids[i], id) == 0) {
 			unacked_remove(u, i);
 			return;
 		}
@@ -491,8 +521,9 @@ static void op_subscribe(struct conn *c, json_t *msg)
 	send_json(c, "{\"op\":\"subscribed\"}");
 	/* What it was sent and did not acknowledge comes again, in order. */
 	if ((u = crab_strmap_get(c->l->unacked, c->lease_id)) != NULL)
-		for (i = 0; i < u->n; i++)
-			send_json(c, u->frames[i]);
+		for (i = u->head; i < u->n; i++)
+			if (u->frames[i] != NULL)
+				send_json(c, u->frames[i]);
 	start_tail(c->l);
 }
 
