@@ -88,8 +88,8 @@ int crab_store_cursor_set(struct crab_store *st, const char *subscriber, int64_t
 }
 
 /* The head of a subscriber's session (migration 8) is its pending delivery with the
- * lowest seq. Rows come in seq order, but a row with a lower seq than the head takes
- * over all the same. */
+ * lowest seq. Rows come in seq order, so a new row is head only when its session has
+ * none pending; one with a lower seq than the head would take over all the same. */
 int crab_store_delivery_insert(struct crab_store *st, const struct crab_store_delivery *d)
 {
 	static const char sql[] =
@@ -97,7 +97,7 @@ int crab_store_delivery_insert(struct crab_store *st, const struct crab_store_de
 		" session_key, seq, replayed, created_at, head)"
 		" VALUES ($1, $2, $3, 0, $4, 'pending', $5, $6, $7, $4, CASE WHEN EXISTS"
 		" (SELECT 1 FROM deliveries WHERE subscriber = $3 AND session_key = $5"
-		" AND state = 'pending' AND seq <= $6) THEN 0 ELSE 1 END)";
+		" AND state = 'pending' AND seq <= $6) THEN 0 ELSE 1 END) RETURNING head";
 	static const char demote_sql[] =
 		"UPDATE deliveries SET head = 0 WHERE subscriber = $1 AND session_key = $2"
 		" AND state = 'pending' AND seq > $3 AND head = 1";
@@ -107,9 +107,11 @@ int crab_store_delivery_insert(struct crab_store *st, const struct crab_store_de
 	const struct crab_db_param dp[] = {CRAB_DB_T(d->subscriber), CRAB_DB_T(d->session_key),
 		CRAB_DB_I(d->seq)};
 
-	if (exec(st, "delivery_insert", sql, 7, p, NULL, NULL, NULL) == -1)
+	int64_t head = 0;
+
+	if (exec(st, "delivery_insert", sql, 7, p, crab_db_row_int, &head, NULL) == -1)
 		return -1;
-	return exec(st, "delivery_insert", demote_sql, 3, dp, NULL, NULL, NULL);
+	return head ? exec(st, "delivery_insert", demote_sql, 3, dp, NULL, NULL, NULL) : 0;
 }
 
 /* After a head has gone (delivered or dead): its session's next pending row is head. */
@@ -134,9 +136,8 @@ static int row_session(void *ud, int ncol, const char *const *v)
 	struct row_session *r = ud;
 
 	(void)ncol;
-	crab_strlcpy(r->subscriber, v[0] ? v[0] : "", sizeof(r->subscriber));
-	crab_strlcpy(r->session_key, v[1] ? v[1] : "", sizeof(r->session_key));
-	r->found = 1;
+	r->found = copy_col(r->subscriber, sizeof(r->subscriber), v[0]) == 0 &&
+	    copy_col(r->session_key, sizeof(r->session_key), v[1]) == 0;
 	return 1;
 }
 
