@@ -211,7 +211,9 @@ static void unacked_ack(struct crab_live *l, const char *lease_id, const char *i
 {
 	struct unacked *u = crab_strmap_get(l->unacked, lease_id);
 
-	for (size_t i = u != NULL ? u->head : 0; u != NULL && i < u->n; i++) {
+	if (u == NULL)
+		return;
+	for (size_t i = u->head; i < u->n; i++) {
 		if (u->frames[i] != NULL && strcmp(u->ids[i], id) == 0) {
 			unacked_remove(u, i);
 			return;
