@@ -241,6 +241,9 @@ build/test/crab: $(TEST_OBJ) build/test/crab.o
 	@echo "  LD-SAN  $@"
 	$(Q)$(CC) $(TEST_LDFLAGS) -o $@ $^ $(LIBS)
 
+# test_store's suite is in more than one file.
+build/test/t/unit/test_store: build/test/t/unit/test_store_deliveries.o
+
 build/test/t/unit/%: build/test/t/unit/%.o $(TEST_OBJ)
 	@echo "  LD-SAN  $@"
 	$(Q)$(CC) $(TEST_LDFLAGS) -o $@ $^ $(LIBS)

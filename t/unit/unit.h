@@ -7,7 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 
-static int unit_n, unit_failed;
+/* One program's count: a test in more than one file defines UNIT_EXTRA_FILE in all but
+ * the file with main(). */
+#ifdef UNIT_EXTRA_FILE
+extern int unit_n, unit_failed;
+#else
+int unit_n, unit_failed;
+#endif
 
 #define CHECK(cond, what) unit_check((cond) != 0, (what), __FILE__, __LINE__)
 #define CHECK_INT(got, want, what)                                                   \
